@@ -1,0 +1,137 @@
+"""One self-contained checkpoint file: weights, vocabulary, configs, and (for resuming) the
+training state. Saved atomically; loaded with weights_only=True so nothing arbitrary is unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig, TrainConfig, from_dict, to_dict
+from .errors import CheckpointError, ConfigError
+from .model import CharRNN
+from .vocab import Vocab
+
+FORMAT_NAME = "charrnn"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    model: CharRNN
+    vocab: Vocab
+    model_config: ModelConfig
+    train_config: TrainConfig | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # step, best_val_loss, corpus, ...
+    training_state: dict[str, Any] | None = None  # optimizer, RNG, carried state; last.pt only
+    path: Path | None = None
+
+
+def save_checkpoint(
+    path: Path | str,
+    model: CharRNN,
+    vocab: Vocab,
+    train_config: TrainConfig | None = None,
+    info: dict[str, Any] | None = None,
+    training_state: dict[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write the checkpoint to a temporary file in the same directory, then rename it into
+    place, so a crash never leaves a half-written file. `half` stores weights as float16."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {
+        name: (t.detach().to("cpu", torch.float16) if half and t.is_floating_point() else t.detach().cpu())
+        for name, t in model.state_dict().items()
+    }
+    payload = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "model_config": to_dict(model.config),
+        "train_config": to_dict(train_config) if train_config else None,
+        "vocab": vocab.to_string(),
+        "model": weights,
+        "info": dict(info or {}),
+        "training": training_state,
+    }
+    descriptor, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_checkpoint_path(path: Path | str, file_name: str = "best.pt") -> Path:
+    """A checkpoint file, or a run directory meaning its `file_name`."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / file_name
+        if not candidate.is_file():
+            raise CheckpointError(f"run directory {path} has no {file_name}")
+        return candidate
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return path
+
+
+def read_payload(path: Path) -> dict[str, Any]:
+    """The raw checkpoint dict, refusing anything that would need arbitrary unpickling."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path} is not a safe charrnn checkpoint: it needs arbitrary unpickling, "
+            "which charrnn refuses"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint ({reason})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path} is not a charrnn checkpoint")
+    if payload.get("version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} was written by a newer charrnn (format {payload['version']}); upgrade charrnn"
+        )
+    return payload
+
+
+def load_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> Checkpoint:
+    """Load a checkpoint file (or a run directory's best.pt) onto `device`, in float32."""
+    path = resolve_checkpoint_path(path)
+    payload = read_payload(path)
+    try:
+        model_config = from_dict(ModelConfig, payload["model_config"])
+        train_config = (
+            from_dict(TrainConfig, payload["train_config"]) if payload.get("train_config") else None
+        )
+        vocab = Vocab(payload["vocab"])
+        model = CharRNN(model_config)
+        model.load_state_dict(payload["model"])  # copies float16 weights into float32 params
+    except (KeyError, TypeError, RuntimeError, ConfigError) as error:
+        reason = str(error).splitlines()[0]
+        raise CheckpointError(f"{path} is a damaged charrnn checkpoint ({reason})") from None
+    if len(vocab) != model_config.vocab_size:
+        raise CheckpointError(f"{path} is damaged: vocabulary and model sizes disagree")
+    model.to(device).eval()
+    return Checkpoint(
+        model=model,
+        vocab=vocab,
+        model_config=model_config,
+        train_config=train_config,
+        info=payload.get("info") or {},
+        training_state=payload.get("training"),
+        path=path,
+    )

@@ -1,0 +1,105 @@
+"""Configurations as frozen dataclasses. Each default is defined here once; the CLI reads it.
+
+They are validated on creation and saved inside every checkpoint (as plain dicts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+CELLS = ("lstm", "gru", "rnn")
+WINDOWS = ("random", "stateful")
+PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the network: embedding -> stacked recurrent core -> dropout -> linear."""
+
+    vocab_size: int
+    cell: str = "lstm"
+    num_layers: int = 2
+    hidden_size: int = 512
+    embedding_size: int = 64
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        _require(self.vocab_size >= 1, f"vocab_size must be at least 1, got {self.vocab_size}")
+        _require(self.cell in CELLS, f"--model must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        _require(self.num_layers >= 1, f"--layers must be at least 1, got {self.num_layers}")
+        _require(self.hidden_size >= 1, f"--hidden must be at least 1, got {self.hidden_size}")
+        _require(
+            self.embedding_size >= 1, f"--embedding must be at least 1, got {self.embedding_size}"
+        )
+        _require(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: data windows, optimiser, schedule, stopping and evaluation."""
+
+    seq_len: int = 128
+    batch_size: int = 64
+    windows: str = "stateful"
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    max_steps: int = 100_000
+    max_time: float | None = None
+    patience: int | None = None
+    eval_every: int = 250
+    val_fraction: float = 0.1
+    sample_chars: int = 200
+    seed: int = 1337
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        _require(self.seq_len >= 1, f"--seq-len must be at least 1, got {self.seq_len}")
+        _require(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
+        _require(self.windows in WINDOWS, f"--windows must be one of {', '.join(WINDOWS)}")
+        _require(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        _require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]")
+        _require(self.warmup_steps >= 0, f"--warmup must be >= 0, got {self.warmup_steps}")
+        _require(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
+        _require(self.grad_clip > 0, f"--grad-clip must be positive, got {self.grad_clip}")
+        _require(self.max_steps >= 1, f"--max-steps must be at least 1, got {self.max_steps}")
+        _require(
+            self.max_time is None or self.max_time > 0,
+            f"--max-time must be positive, got {self.max_time}",
+        )
+        _require(
+            self.patience is None or self.patience >= 1,
+            f"--patience must be at least 1, got {self.patience}",
+        )
+        _require(self.eval_every >= 1, f"--eval-every must be at least 1, got {self.eval_every}")
+        _require(
+            0.0 < self.val_fraction < 1.0,
+            f"--val-fraction must be in (0, 1), got {self.val_fraction}",
+        )
+        _require(self.sample_chars >= 0, "--sample-chars must be >= 0")
+        _require(self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}")
+        _require(self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Build a config from a saved dict, ignoring keys this version does not know."""
+    known = {field.name for field in dataclasses.fields(cls)}
+    return cls(**{key: value for key, value in values.items() if key in known})

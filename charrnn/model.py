@@ -1,0 +1,70 @@
+"""The CharRNN network: embedding -> stacked recurrent core -> dropout -> linear over the vocabulary."""
+
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+# An LSTM's state is (h, c); a GRU's or vanilla RNN's is h. Each is (layers, B, hidden).
+State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+
+_CORES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+class CharRNN(nn.Module):
+    """A character-level recurrent language model.
+
+    forward(ids (B, T), state) always returns (logits (B, T, V), new state).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
+        # Vanilla RNN is s_t = tanh(U x_t + W s_{t-1}); all three use PyTorch's fused kernels.
+        self.core = _CORES[config.cell](
+            input_size=config.embedding_size,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        x = self.dropout(self.embedding(ids))  # (B, T, E)
+        out, state = self.core(x, state)  # (B, T, H)
+        logits = self.head(self.dropout(out))  # (B, T, V)
+        return logits, state
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        device = device or self.head.weight.device
+        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
+        zeros = torch.zeros(shape, device=device)
+        if self.config.cell == "lstm":
+            return (zeros, zeros.clone())
+        return zeros
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def detach_state(state: State | None) -> State | None:
+    """Cut the graph at a window boundary (truncated BPTT) but keep the values."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)  # type: ignore[return-value]
+    return state.detach()
+
+
+def select_state(state: State, index: torch.Tensor | slice) -> State:
+    """The state of a subset of the batch (dimension 1)."""
+    if isinstance(state, tuple):
+        return tuple(s[:, index] for s in state)  # type: ignore[return-value]
+    return state[:, index]
