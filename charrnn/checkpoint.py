@@ -89,6 +89,13 @@ def resolve_checkpoint_path(path: Path | str, file_name: str = "best.pt") -> Pat
 
 def read_payload(path: Path) -> dict[str, Any]:
     """The raw checkpoint dict, refusing anything that would need arbitrary unpickling."""
+    # We always write torch's zip format. Anything else (random bytes, text, a truncated file)
+    # would reach torch's legacy pickle reader, which reports it as "unsafe" or fails with a
+    # bare KeyError; say plainly what it is instead.
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (not a PyTorch checkpoint file, or truncated)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

@@ -234,7 +234,10 @@ def train(
         prior_elapsed = float(training_state.get("elapsed_s", 0.0))
         _trim_metrics(metrics_path, step)
     elif overwrite:
-        metrics_path.unlink(missing_ok=True)
+        # Nothing of the old run may survive to be mistaken for this one's (e.g. its best.pt
+        # when this run is stopped before its first evaluation).
+        for stale in (metrics_path, best_path, last_path):
+            stale.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     emit(
@@ -299,7 +302,15 @@ def train(
     def run_evaluation(lr: float) -> tuple[bool, dict[str, Any]]:
         """Evaluate, save best.pt if improved and last.pt always, log a metrics line."""
         nonlocal last_val_loss, best_val_loss, evals_since_best, last_eval_step
-        last_val_loss = evaluate(model, val_inputs, val_targets, eval_chunk, bf16)
+        val_loss = evaluate(model, val_inputs, val_targets, eval_chunk, bf16)
+        if not math.isfinite(val_loss):
+            # The weights are already broken: stop before they overwrite the last good last.pt.
+            kept = last_path if last_path.exists() else "not yet written"
+            raise TrainingDiverged(
+                f"the validation loss became {val_loss} at step {step}; stopped. "
+                f"The last good checkpoint is {kept}; try a lower --lr or --grad-clip"
+            )
+        last_val_loss = val_loss
         improved = best_val_loss is None or last_val_loss < best_val_loss
         if improved:
             best_val_loss, evals_since_best = last_val_loss, 0

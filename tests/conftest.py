@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny texts and tiny checkpoints, made on the spot (no network, no ../shared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from charrnn.checkpoint import save_checkpoint
+from charrnn.config import ModelConfig, TrainConfig
+from charrnn.model import CharRNN
+from charrnn.vocab import Vocab
+
+TINY_TEXT = (
+    "To be, or not to be, that is the question:\n"
+    "Whether 'tis nobler in the mind to suffer\n"
+    "The slings and arrows of outrageous fortune,\n"
+    "Or to take arms against a sea of troubles\n"
+    "And by opposing end them. To die: to sleep;\n"
+) * 12
+
+
+@pytest.fixture
+def tiny_text() -> str:
+    return TINY_TEXT
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.txt"
+    path.write_text(TINY_TEXT, encoding="utf-8")
+    return path
+
+
+def make_checkpoint(path: Path, cell: str = "lstm", seed: int = 0, text: str = TINY_TEXT,
+                    hidden_size: int = 16, num_layers: int = 2) -> Path:
+    """A randomly initialised tiny model over `text`'s vocabulary, saved as a checkpoint."""
+    torch.manual_seed(seed)
+    vocab = Vocab.from_text(text)
+    config = ModelConfig(vocab_size=len(vocab), cell=cell, num_layers=num_layers,
+                         hidden_size=hidden_size, embedding_size=8, dropout=0.0)
+    model = CharRNN(config)
+    return save_checkpoint(path, model, vocab, TrainConfig(), {"step": 0, "corpus": ["tiny.txt"]})
+
+
+@pytest.fixture(params=["lstm", "gru", "rnn"])
+def tiny_checkpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A tiny untrained checkpoint for each cell type."""
+    return make_checkpoint(tmp_path / f"{request.param}.pt", cell=request.param)
+
+
+@pytest.fixture
+def lstm_checkpoint(tmp_path: Path) -> Path:
+    return make_checkpoint(tmp_path / "lstm.pt", cell="lstm")

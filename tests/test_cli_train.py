@@ -1,0 +1,565 @@
+"""`charrnn train` and `charrnn info` through the command line."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+from typer.testing import CliRunner
+
+from charrnn.checkpoint import load_checkpoint
+from charrnn.cli import app
+from charrnn.console import TrainDisplay
+from charrnn.train import EvalReport, StepReport, TrainStart
+
+runner = CliRunner()
+
+# A tiny, fast model; every run below uses it unless it says otherwise.
+TINY = [
+    "--layers",
+    "1",
+    "--hidden",
+    "16",
+    "--embedding",
+    "8",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "4",
+    "--warmup",
+    "2",
+    "--sample-chars",
+    "0",
+    "--device",
+    "cpu",
+]
+ANSI = "\x1b["
+
+
+@pytest.fixture(autouse=True)
+def one_cpu_thread():
+    """Tiny models run fastest on one thread; more threads thrash on a busy 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def invoke(*args: str | Path):
+    result = runner.invoke(app, [str(a) for a in args])
+    for stream in (result.stdout, result.stderr):
+        assert "Traceback" not in stream
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def write(path: Path, data: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        path.write_text(data, encoding="utf-8")
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    first, second = load_checkpoint(a).model.state_dict(), load_checkpoint(b).model.state_dict()
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_a_run_prints_progress_and_a_summary_and_writes_its_files(tmp_path, tiny_corpus):
+    out = tmp_path / "run"
+
+    result = invoke(
+        "train",
+        tiny_corpus,
+        "--out",
+        out,
+        *TINY,
+        "--max-steps",
+        "10",
+        "--eval-every",
+        "5",
+        "--sample-chars",
+        "30",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # stdout is for data; training has none
+    err = result.stderr
+    assert "training on cpu (fp32)" in err
+    assert re.search(r"^step 1/10  loss \d\.\d{4}  val -  best -  [\d,]+ chars/s", err, re.M)
+    assert re.search(r"^step 5: val loss \d\.\d{4} \(\d\.\d{3} bits/char\)  new best$", err, re.M)
+    assert "step 10: val loss" in err
+    summary = re.search(
+        r"done at step 10 \(reached --max-steps\) in \d+:\d\d, [\d,]+ chars/s: "
+        r"best val loss (\d\.\d{4}) nats \((\d\.\d{4}) bits\) per char; "
+        rf"checkpoints in {re.escape(str(out))}/",
+        err,
+    )
+    assert summary, err
+    nats, bits = map(float, summary.groups())
+    assert bits == pytest.approx(nats / math.log(2), abs=1e-3)
+    assert f"sample with: charrnn sample -c {out}" in err
+    assert ANSI not in err
+    for name in ("best.pt", "last.pt", "metrics.jsonl"):
+        assert (out / name).is_file()
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [5, 10]
+    assert min(m["val_loss"] for m in metrics) == pytest.approx(nats, abs=1e-4)
+
+
+def test_quiet_prints_only_the_summary(tmp_path, tiny_corpus):
+    out = tmp_path / "run"
+
+    result = invoke(
+        "train",
+        tiny_corpus,
+        "--out",
+        out,
+        *TINY,
+        "--max-steps",
+        "6",
+        "--eval-every",
+        "3",
+        "--sample-chars",
+        "20",
+        "--quiet",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith("done at step 6 (reached --max-steps)")
+    assert lines[1] == f"sample with: charrnn sample -c {out}"
+    assert (out / "best.pt").is_file()
+
+
+def test_the_default_run_directory_is_named_after_the_corpus(tmp_path, tiny_corpus, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    result = invoke("train", tiny_corpus, *TINY, "--max-steps", "2", "--eval-every", "2", "-q")
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "tiny" / "best.pt").is_file()
+
+
+def test_a_live_bar_is_shown_on_a_terminal():
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=160)
+
+    with TrainDisplay(console=console) as display:
+        display(TrainStart("cpu", "fp32", 1234, 900, 100, 30, 0, 10, Path("runs/x")))
+        display(StepReport(3, 10, 2.5, 1e-3, 4321.0, 65.0, 125.0, 2.75, 2.7))
+        display(EvalReport(3, 2.6, 2.6, True, "sample text", {}))
+
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buffer.getvalue())
+    assert "1,234 parameters" in shown
+    for part in (
+        "3/10",
+        "loss 2.5000",
+        "val 2.7500",
+        "best 2.7000",
+        "4,321 chars/s",
+        "1:05 elapsed",
+        "ETA 2:05",
+        "step 3: val loss 2.6000",
+        "new best",
+        "sample text",
+    ):
+        assert part in shown, part
+    assert "━" in shown  # the bar itself
+
+
+def test_plain_log_lines_when_stderr_is_not_a_terminal():
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=60)
+
+    with TrainDisplay(console=console) as display:
+        display(TrainStart("cpu", "fp32", 1234, 900, 100, 30, 0, 10, Path("runs/x")))
+        display(StepReport(1, 10, 2.5, 1e-3, 4321.0, 1.0, 9.0, None, None))
+        display(
+            StepReport(2, 10, 2.4, 1e-3, 4321.0, 2.0, 8.0, None, None)
+        )  # within 10 s: not logged
+
+    lines = buffer.getvalue().splitlines()
+    assert lines[0].startswith("training on cpu (fp32): 1,234 parameters")
+    assert lines[1].startswith("step 1/10  loss 2.5000  val -  best -  4,321 chars/s")
+    assert len(lines) == 2  # one line each, never folded at the console width
+    assert ANSI not in buffer.getvalue()
+
+
+# --- bad input: one line on stderr, exit 2 for usage errors and 1 for runtime ones -------------
+
+
+def make_bad_corpus(tmp_path: Path, kind: str) -> Path:
+    if kind == "missing":
+        return tmp_path / "no-such-file.txt"
+    if kind == "empty-dir":
+        folder = tmp_path / "nothing-here"
+        write(folder / "data.bin", b"\0\1\2")
+        return folder
+    if kind == "empty":
+        return write(tmp_path / "empty.txt", "")
+    if kind == "latin1":
+        return write(tmp_path / "latin1.txt", "naïve text, ".encode() + "café".encode("latin-1"))
+    if kind == "nul":
+        return write(tmp_path / "binary.txt", b"some text\0more")
+    if kind == "short":
+        return write(tmp_path / "short.txt", "a short text")
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("missing", r"file not found: .*no-such-file\.txt"),
+        ("empty-dir", r"directory .*nothing-here has no text files"),
+        ("empty", r"the corpus is empty: .*empty\.txt"),
+        # "naïve text, caf" is 16 bytes in UTF-8, so the Latin-1 é is byte 16.
+        (
+            "latin1",
+            r"latin1\.txt is not UTF-8 \(bad byte at offset 16\); convert it with: iconv -t UTF-8",
+        ),
+        ("nul", r"binary\.txt looks binary \(NUL byte at offset 9\)"),
+        (
+            "short",
+            r"the corpus is too short: 12 characters give 10 for training .* window needs 17",
+        ),
+    ],
+)
+def test_a_bad_corpus_is_one_clear_line_and_exit_1(tmp_path, kind, message):
+    corpus = make_bad_corpus(tmp_path, kind)
+
+    result = invoke("train", corpus, "--out", tmp_path / "run", *TINY)
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr  # one line, however long the path
+    assert lines[0].startswith("error: ")
+    assert re.search(message, lines[0]), lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--hidden", "-1", "--hidden must be at least 1, got -1"),
+        ("--layers", "0", "--layers must be at least 1, got 0"),
+        ("--embedding", "0", "--embedding must be at least 1, got 0"),
+        ("--seq-len", "0", "--seq-len must be at least 1, got 0"),
+        ("--batch-size", "-3", "--batch-size must be at least 1, got -3"),
+        ("--dropout", "1.0", "--dropout must be in [0, 1), got 1.0"),
+        ("--dropout", "-0.1", "--dropout must be in [0, 1), got -0.1"),
+        ("--val-fraction", "0", "--val-fraction must be in (0, 1), got 0.0"),
+        ("--val-fraction", "1", "--val-fraction must be in (0, 1), got 1.0"),
+        ("--model", "transformer", "--model must be one of lstm, gru, rnn, got 'transformer'"),
+        ("--windows", "sliding", "--windows must be one of random, stateful"),
+        ("--max-steps", "0", "--max-steps must be at least 1, got 0"),
+        ("--max-time", "-5", "--max-time must be positive, got -5.0"),
+        ("--patience", "0", "--patience must be at least 1, got 0"),
+        ("--lr", "0", "--lr must be positive, got 0.0"),
+        ("--device", "tpu", "--device must be one of auto, cpu, cuda, mps"),
+    ],
+)
+def test_nonsense_options_are_usage_errors(tmp_path, tiny_corpus, option, value, message):
+    result = invoke("train", tiny_corpus, "--out", tmp_path / "run", *TINY, option, value)
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"error: {message}"]
+    assert result.stdout == ""
+    assert not (tmp_path / "run").exists()
+
+
+def test_options_are_checked_before_the_corpus(tmp_path):
+    result = invoke("train", tmp_path / "missing.txt", "--hidden", "-1")
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["error: --hidden must be at least 1, got -1"]
+
+
+def test_an_option_that_is_not_a_number_is_a_usage_error(tmp_path, tiny_corpus):
+    result = invoke("train", tiny_corpus, "--hidden", "many")
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--hidden'" in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error when CUDA is absent")
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(tmp_path, tiny_corpus):
+    options = [o for o in TINY if o not in ("--device", "cpu")]
+
+    result = invoke("train", tiny_corpus, "--out", tmp_path / "run", *options, "--device", "cuda")
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: --device cuda was asked for, but no CUDA GPU is available"
+    ]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_same_command_trains_on_cuda_with_bf16(tmp_path, tiny_corpus):
+    options = [o for o in TINY if o not in ("--device", "cpu")]
+    out = tmp_path / "run"
+
+    result = invoke(
+        "train", tiny_corpus, "--out", out, *options, "--max-steps", "30", "--eval-every", "10"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"training on cuda(:\d+)? \(bf16\)", result.stderr)
+    assert "done at step 30" in result.stderr
+    loaded = load_checkpoint(out / "best.pt", device="cpu")
+    assert loaded.info["precision"] == "bf16"
+    assert loaded.model.head.weight.device.type == "cpu"
+
+
+def test_bf16_needs_cuda(tmp_path, tiny_corpus):
+    result = invoke("train", tiny_corpus, "--out", tmp_path / "run", *TINY, "--precision", "bf16")
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["error: --precision bf16 needs a CUDA device"]
+
+
+# --- runs that already exist, and --resume -------------------------------------------------------
+
+
+@pytest.fixture
+def finished_run(tmp_path, tiny_corpus) -> Path:
+    out = tmp_path / "done"
+    result = invoke(
+        "train", tiny_corpus, "--out", out, *TINY, "--max-steps", "4", "--eval-every", "2", "-q"
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_an_existing_run_needs_force_or_resume(finished_run, tiny_corpus):
+    before = (finished_run / "last.pt").read_bytes()
+
+    refused = invoke("train", tiny_corpus, "--out", finished_run, *TINY, "--max-steps", "4")
+    assert refused.exit_code == 2
+    assert refused.stderr.splitlines() == [
+        f"error: {finished_run} already holds a run; continue it with --resume "
+        f"{finished_run / 'last.pt'}, choose another --out, or pass --force to overwrite it"
+    ]
+    assert (finished_run / "last.pt").read_bytes() == before
+
+    forced = invoke(
+        "train",
+        tiny_corpus,
+        "--out",
+        finished_run,
+        *TINY,
+        "--max-steps",
+        "3",
+        "--eval-every",
+        "3",
+        "--force",
+        "-q",
+    )
+    assert forced.exit_code == 0, forced.output
+    assert load_checkpoint(finished_run / "last.pt").info["step"] == 3
+
+
+def test_resume_continues_a_run_to_a_later_step(finished_run, tiny_corpus):
+    result = invoke("train", tiny_corpus, "--resume", finished_run, "--max-steps", "6")
+
+    assert result.exit_code == 0, result.output
+    assert "resuming at step 4" in result.stderr
+    assert "done at step 6" in result.stderr
+    assert load_checkpoint(finished_run / "last.pt").info["step"] == 6
+
+
+def test_resume_finds_the_corpus_in_the_checkpoint(finished_run):
+    result = invoke("train", "--resume", finished_run / "last.pt", "--max-steps", "5", "-q")
+
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(finished_run / "last.pt").info["step"] == 5
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--hidden", "32"], "error: the model's shape cannot change on --resume; drop --hidden"),
+        (
+            ["--model", "gru", "--layers", "2"],
+            "error: the model's shape cannot change on --resume; drop --model, --layers",
+        ),
+        (
+            ["--seq-len", "8", "--batch-size", "2"],
+            "error: these options cannot change on --resume: --batch-size, --seq-len",
+        ),
+    ],
+)
+def test_changing_the_model_on_resume_is_a_usage_error(finished_run, tiny_corpus, options, message):
+    before = (finished_run / "last.pt").read_bytes()
+
+    result = invoke("train", tiny_corpus, "--resume", finished_run / "last.pt", *options)
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [message]
+    assert (finished_run / "last.pt").read_bytes() == before
+
+
+def bad_checkpoint(tmp_path: Path, kind: str, finished_run: Path) -> Path:
+    if kind == "missing":
+        return tmp_path / "nowhere" / "last.pt"
+    if kind == "random":
+        return write(tmp_path / "random.pt", os.urandom(3000))
+    if kind == "foreign":
+        torch.save({"a": torch.zeros(1)}, tmp_path / "foreign.pt")
+        return tmp_path / "foreign.pt"
+    if kind == "weights-only":
+        return finished_run / "best.pt"
+    if kind == "run-without-last":
+        (finished_run / "last.pt").unlink()
+        return finished_run
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("missing", r"checkpoint not found: .*nowhere/last\.pt"),
+        ("random", r"random\.pt is not a readable checkpoint"),
+        ("foreign", r"foreign\.pt is not a charrnn checkpoint"),
+        (
+            "weights-only",
+            r"best\.pt has no training state to resume from; resume from a run's last\.pt",
+        ),
+        ("run-without-last", r"run directory .*done has no last\.pt"),
+    ],
+)
+def test_an_unusable_checkpoint_for_resume_is_a_runtime_error(
+    tmp_path, tiny_corpus, finished_run, kind, message
+):
+    checkpoint = bad_checkpoint(tmp_path, kind, finished_run)
+
+    result = invoke("train", tiny_corpus, "--resume", checkpoint)
+
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert re.search(message, lines[0]), lines[0]
+
+
+def test_resuming_on_another_corpus_is_refused(tmp_path, finished_run):
+    other = write(tmp_path / "other.txt", "a different text entirely, " * 40)
+
+    result = invoke("train", other, "--resume", finished_run)
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: the corpus differs from the one")
+    assert len(result.stderr.splitlines()) == 1
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_saves_last_pt_says_how_to_resume_and_the_resumed_run_is_exact(
+    tmp_path, tiny_corpus
+):
+    options = [*TINY, "--dropout", "0.1", "--max-steps", "400", "--eval-every", "150"]
+    out = tmp_path / "interrupted"
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+    }  # as in this process: same arithmetic, same weights
+    process = subprocess.Popen(
+        [sys.executable, "-m", "charrnn", "train", str(tiny_corpus), "--out", str(out), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    seen = []
+    deadline = time.monotonic() + 120
+    try:
+        for line in process.stderr:  # wait for training to be under way
+            seen.append(line)
+            if line.startswith("step ") or time.monotonic() > deadline:
+                break
+        process.send_signal(signal.SIGINT)
+        stdout, rest = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    stderr = "".join(seen) + rest
+
+    assert process.returncode == 130, stderr
+    assert stdout == ""
+    assert "Traceback" not in stderr
+    assert ANSI not in stderr
+    stopped = re.search(r"done at step (\d+) \(interrupted\)", stderr)
+    assert stopped, stderr
+    assert 1 <= int(stopped.group(1)) < 400
+    assert load_checkpoint(out / "last.pt").training_state["step"] == int(stopped.group(1))
+    hint = re.search(r"^resume with: (charrnn train .*)$", stderr, re.M)
+    assert hint, stderr
+    assert hint.group(1) == f"charrnn train {tiny_corpus} --resume {out / 'last.pt'}"
+
+    resumed = invoke(*shlex.split(hint.group(1))[1:])
+    whole = invoke("train", tiny_corpus, "--out", tmp_path / "whole", *options)
+
+    assert resumed.exit_code == 0 and whole.exit_code == 0, resumed.output + whole.output
+    assert "done at step 400 (reached --max-steps)" in resumed.stderr
+    assert same_weights(out / "last.pt", tmp_path / "whole" / "last.pt")
+    assert same_weights(out / "best.pt", tmp_path / "whole" / "best.pt")
+
+
+# --- info ----------------------------------------------------------------------------------------
+
+
+def test_info_describes_a_checkpoint(finished_run, tiny_corpus):
+    result = invoke("info", finished_run)
+
+    assert result.exit_code == 0, result.output
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.stdout.splitlines())
+    loaded = load_checkpoint(finished_run / "best.pt")
+    assert rows["file"] == str(finished_run / "best.pt")
+    assert rows["model"] == "LSTM, 1 layers x 16 hidden, embedding 8, dropout 0.1"
+    assert rows["parameters"] == f"{loaded.model.num_parameters():,}"
+    assert rows["vocabulary"] == f"{len(set(tiny_corpus.read_text()))} characters"
+    assert rows["steps trained"] == str(loaded.info["step"])
+    assert rows["best val loss"].startswith(f"{loaded.info['best_val_loss']:.4f} nats (")
+    assert rows["corpus"] == str(tiny_corpus)
+    assert rows["device"] == "cpu (fp32)"
+    assert rows["resumable"] == "no (weights only)"
+    assert "seq_len=16" in rows["training options"] and "batch_size=4" in rows["training options"]
+    assert "max_steps=4" in rows["training options"]
+    assert ANSI not in result.stdout
+
+
+def test_info_on_last_pt_says_it_can_resume(finished_run):
+    result = invoke("info", finished_run / "last.pt")
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^steps trained\s+4$", result.stdout, re.M)
+    assert re.search(r"^resumable\s+yes$", result.stdout, re.M)
+
+
+def test_info_on_a_foreign_file_is_one_line_and_exit_1(tmp_path):
+    path = write(tmp_path / "notes.txt", "not a checkpoint")
+
+    result = invoke("info", path)
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: {path} is not a readable checkpoint (not a PyTorch checkpoint file, or truncated)"
+    ]
