@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import shlex
+import os
 import signal
 import sys
+import time
+import warnings
 from pathlib import Path
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -14,11 +19,27 @@ import typer
 
 from . import resources
 from .checkpoint import load_checkpoint, resolve_checkpoint_path
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, SampleConfig, TrainConfig
 from .console import LN2, TrainDisplay, err_console, error, format_duration, info, train_summary
-from .data import read_corpus
-from .errors import CharRNNError, ConfigError
+from .console import SampleWriter, sample_status, warn
+from .console import (
+    TABLE_MAX_ROWS,
+    ScoreProgress,
+    print_heatmap,
+    render_for_terminal,
+    score_json,
+    score_summary,
+    score_table,
+    score_tsv,
+)
+from .data import decode_text, read_corpus
+from .device import resolve_device
+from .errors import CharRNNError, ConfigError, DataError
+from .sampling import Generation
+from .score import CPU_BATCH_SIZE, GPU_BATCH_SIZE, ScoreConfig, score_lines
+from .score import score as score_text
 from .train import train as run_training
+from .vocab import describe_chars
 
 app = typer.Typer(
     name="charrnn",
@@ -123,15 +144,24 @@ def train(
         sample_chars=sample_chars, seed=seed, device=device, precision=precision, compile=compile,
     )
     model_options = _overrides(cell=model, num_layers=layers, hidden_size=hidden, embedding_size=embedding, dropout=dropout)
+    # Check every option before touching files, so a usage error is reported as one (exit 2).
+    model_config = ModelConfig(vocab_size=1, **model_options)
 
     checkpoint = None
     if resume is not None:
         checkpoint = load_checkpoint(resolve_checkpoint_path(resume, "last.pt"))
         if model_options:
-            raise ConfigError("the model's shape cannot change on --resume; drop " + ", ".join(sorted(model_options)))
+            # Name the options as the user typed them, not the config fields behind them.
+            flags = {"cell": "--model", "num_layers": "--layers", "hidden_size": "--hidden",
+                     "embedding_size": "--embedding", "dropout": "--dropout"}
+            given = [flag for name, flag in flags.items() if name in model_options]
+            raise ConfigError(
+                "the model's shape cannot change on --resume; drop " + ", ".join(given)
+            )
         fixed = {"seq_len", "batch_size", "windows", "val_fraction", "seed"} & train_options.keys()
         if fixed:
-            raise ConfigError("these options cannot change on --resume: " + ", ".join(sorted(fixed)))
+            flags_fixed = sorted("--" + name.replace("_", "-") for name in fixed)
+            raise ConfigError("these options cannot change on --resume: " + ", ".join(flags_fixed))
         base = checkpoint.train_config or TrainConfig()
         config = dataclasses.replace(base, **train_options)
         sources = corpus or [Path(p) for p in checkpoint.info.get("corpus", [])]
@@ -145,9 +175,10 @@ def train(
         out_dir = out
     text = read_corpus(sources)
     out_dir = out_dir or Path("runs") / text.name
-    model_config = ModelConfig(vocab_size=1, **model_options)
 
-    resume_hint = f"charrnn train {' '.join(map(str, sources))} --resume {out_dir / 'last.pt'}"
+    resume_hint = shlex.join(
+        ["charrnn", "train", *map(str, sources), "--resume", str(out_dir / "last.pt")]
+    )
     with GracefulInterrupt() as interrupt, TrainDisplay(quiet=quiet) as display:
         result = run_training(
             text, model_config, config, out_dir, resume=checkpoint, on_event=display,
@@ -186,6 +217,164 @@ def info_command(
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         typer.echo(f"{name:<{width}}  {value}")
+
+
+@app.command("sample")
+@friendly_errors
+def sample_command(
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint file or run directory (its best.pt). [default: the shipped model]")] = None,
+    length: Annotated[int | None, typer.Option("--length", "-n", help=_help("Characters to generate per sample.", SampleConfig, "length"))] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", "-t", help=_help("Above 1 wilder, below 1 safer; must be > 0.", SampleConfig, "temperature"))] = None,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely character (ignores -t, --top-k, --top-p).")] = False,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Draw only among the K most likely characters.")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="Draw only among the most likely characters that hold P of the probability, 0 < P <= 1.")] = None,
+    prime: Annotated[str | None, typer.Option("--prime", "-p", help="Text the model reads first; printed first (dimmed on a terminal).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Same seed, checkpoint and device: same text. [default: random, shown on stderr]")] = None,
+    num_samples: Annotated[int | None, typer.Option("--num-samples", help=_help("Samples made together as one batch (sample i uses seed + i), printed one after another with a line '---' between them.", SampleConfig, "num_samples"))] = None,
+    stop: Annotated[str | None, typer.Option("--stop", help="End a sample where this text appears; the stop text itself is not printed. A blank line in bash: --stop $'\\n\\n'")] = None,
+    unknown: Annotated[str | None, typer.Option("--unknown", help=_help("Prime characters the model never saw: error, or skip them with a warning.", SampleConfig, "unknown"))] = None,
+    device: Annotated[str | None, typer.Option(help=_help("auto, cpu, cuda or mps.", SampleConfig, "device"))] = None,
+    precision: Annotated[str | None, typer.Option(help=_help("Weights for CPU sampling: auto (fp16 for models over 8 MB, where it is faster), fp32, fp16 or int8.", SampleConfig, "precision"))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per sample and line: text, prime, seed, logprob (natural log under the plain softmax), chars, stopped.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No status lines on stderr.")] = False,
+) -> None:
+    """Generate text from a trained model, streamed to stdout as it is made."""
+    config = SampleConfig(**_overrides(
+        length=length, temperature=temperature, greedy=greedy or None, top_k=top_k, top_p=top_p,
+        prime=prime, seed=seed, num_samples=num_samples, stop=stop, unknown=unknown, device=device,
+        precision=precision,
+    ))
+    path = resolve_checkpoint_path(checkpoint) if checkpoint else resources.default_checkpoint_path()
+    loaded = load_checkpoint(path, resolve_device(config.device))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        generation = Generation(loaded.model, loaded.vocab, config)
+    for warning in caught:
+        warn(str(warning.message))
+    model_config = loaded.model_config
+    description = (f"{model_config.cell.upper()} {model_config.num_layers}x{model_config.hidden_size}"
+                   f", {generation.precision} weights")
+    if not quiet:
+        info(sample_status(path, description, str(generation.device), generation.seeds))
+    writer = SampleWriter(sys.stdout, generation.prime, as_json=as_json)
+    started = time.perf_counter()
+    try:
+        writer.start()
+        for piece in generation:
+            writer.piece(piece)
+        writer.finish(generation.samples)
+    except BrokenPipeError:
+        _silence_stdout()  # a reader such as `head` has all it wants
+        return
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    if not quiet:
+        chars = sum(sample.chars for sample in generation.samples)
+        seconds = time.perf_counter() - started
+        info(f"{chars:,} characters in {seconds:.2f} s ({chars / max(seconds, 1e-9):,.0f} chars/s)")
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail on a closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _read_score_input(file: str | None) -> str:
+    """The text to score, from FILE or from stdin ('-', or no FILE while stdin is piped)."""
+    if file is None or file == "-":
+        if file is None and sys.stdin.isatty():
+            raise ConfigError(
+                "no text to score: give a FILE, or pipe text in (echo 'To be' | charrnn score); "
+                "'-' reads stdin"
+            )
+        return decode_text(sys.stdin.buffer.read(), "stdin")
+    path = Path(file)
+    if path.is_dir():
+        raise DataError(f"{file} is a directory; give a text file")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"file not found: {file}") from None
+    except OSError as problem:
+        raise DataError(f"cannot read {file}: {problem.strerror}") from None
+    return decode_text(data, file)
+
+
+@app.command("score")
+@friendly_errors
+def score_command(
+    file: Annotated[str | None, typer.Argument(metavar="FILE|-", show_default=False, help="UTF-8 text to score; '-', or nothing while text is piped in, reads stdin.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint file or run directory (its best.pt). [default: the shipped model]")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help=f"Lines scored together in one padded batch (longest first). [default: {CPU_BATCH_SIZE} on a CPU, {GPU_BATCH_SIZE} on a GPU]")] = None,
+    context: Annotated[str | None, typer.Option("--context", help="Text the model reads before each line (before the text with --whole); the first character is predicted after it. [default: a newline] Two newlines in bash: --context $'\\n\\n'")] = None,
+    whole: Annotated[bool, typer.Option("--whole", help="Score the input as one text instead of line by line.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Characters the model never saw are an error, instead of skipped and counted as unknown.")] = False,
+    sort: Annotated[bool, typer.Option("--sort", help="Rank lines by bits per character, most probable (fewest bits) first; each keeps its line number.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (line, text, chars, unknown, logprob, log10prob, bits_per_char, perplexity; null where nothing was scored), then one with \"total\": true and the same figures.")] = False,
+    heatmap: Annotated[bool, typer.Option("--heatmap", help="Also draw the text on stderr, each character coloured by its surprisal in bits, with a legend (in colour where stderr is a terminal); stdout is unchanged.")] = False,
+    precision: Annotated[str | None, typer.Option(help=_help("fp32, or bf16 autocast on CUDA (auto: bf16 on CUDA).", ScoreConfig, "precision"))] = None,
+    streams: Annotated[int | None, typer.Option(help=f"With --whole: score the text as N segments side by side, each after reading the {_default(ScoreConfig, 'warmup')} characters before it. Faster but approximate. [default: 1, exact]")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No notes on stderr: no total, warning or progress.")] = False,
+) -> None:
+    """Score text: how probable it is under the model, in bits per character and perplexity.
+
+    Each line is scored on its own: the model reads --context (a newline), then predicts every
+    character of the line and its newline (a blank line is just its newline; a last line
+    without one is scored without it). --whole scores the input as one text. Characters the
+    model never saw are skipped, counted as unknown and left out of every figure.
+
+    Output, on stdout: a table on a terminal (up to 2,000 lines); otherwise tab-separated rows
+    under a header line (no colours; tabs and newlines in the text escaped as \\t and \\n); or
+    --json. The total is also written to stderr. Empty input: no rows, a note on stderr, exit 0.
+    """
+    if streams is not None and not whole:
+        raise ConfigError("--streams applies to --whole only")
+    config = ScoreConfig(**_overrides(
+        context=context, batch_size=batch_size, strict=strict or None, precision=precision,
+        streams=streams,
+    ))
+    text = _read_score_input(file)
+    path = resolve_checkpoint_path(checkpoint) if checkpoint else resources.default_checkpoint_path()
+    loaded = load_checkpoint(path, resolve_device(device))
+    if not text:
+        if not quiet:
+            info("the input is empty: nothing to score")
+        return
+    with ScoreProgress(quiet) as progress:
+        if whole:
+            scored = score_text(loaded, text, config, on_progress=progress)
+            rows, total, lines = [(None, scored)], scored, None
+        else:
+            result = score_lines(loaded, text, config, on_progress=progress)
+            rows, total, lines = list(enumerate(result.lines, 1)), result.total, len(result.lines)
+    if total.unknown and not quiet:
+        unseen = describe_chars(loaded.vocab.unknown_chars(text))
+        warn(f"{total.unknown:,} character(s) the model never saw were skipped: {unseen} "
+             "(--strict makes them an error)")
+    if heatmap:
+        print_heatmap([scored for _, scored in rows])
+    if sort:
+        rows.sort(key=lambda row: (math.isnan(row[1].bits_per_char), row[1].bits_per_char))
+    if as_json:
+        output = score_json(rows, total)
+    elif sys.stdout.isatty() and len(rows) <= TABLE_MAX_ROWS:
+        output = iter([render_for_terminal(score_table(rows, total), sys.stdout)])
+    else:
+        output = score_tsv(rows)
+    try:
+        for chunk in output:
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()  # a reader such as `head` has all it wants
+        return
+    if not quiet:
+        info(score_summary(total, lines))
 
 
 def main() -> None:

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import bisect
+import json
 import math
+import os
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
 
+from .sampling import Piece, Sample
+from .score import ScoreSummary, TextScore
 from .train import EvalReport, Event, StepReport, TrainResult, TrainStart
 
 err_console = Console(stderr=True, highlight=False)
@@ -31,15 +46,16 @@ def format_loss(loss: float | None) -> str:
 
 
 def error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}")
+    # soft_wrap: one line whatever the width, never folded at 80 columns when piped.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {escape(message)}")
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def info(message: str) -> None:
-    err_console.print(escape(message))
+    err_console.print(escape(message), soft_wrap=True)
 
 
 class TrainDisplay:
@@ -140,3 +156,274 @@ def train_summary(result: TrainResult, resume_hint: str) -> str:
     if result.stop_reason == "interrupted":
         return escape(line) + f"\nresume with: [bold]{escape(resume_hint)}[/]"
     return escape(line) + f"\nsample with: [bold]charrnn sample -c {escape(str(out))}[/]"
+
+
+# -- charrnn sample ---------------------------------------------------------------------------
+
+SAMPLE_SEPARATOR = "---"  # the line between samples on stdout (plain output only)
+
+
+def styled_output(stream: TextIO) -> bool:
+    """ANSI styles only on a terminal, and never with NO_COLOR set or TERM=dumb."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and "NO_COLOR" not in os.environ and (
+        os.environ.get("TERM") != "dumb"
+    )
+
+
+class SampleWriter:
+    """Writes samples to stdout as data. Plain: each sample is its prime (dimmed on a terminal)
+    then its text; the first streams as it is generated, the others (made in the same batch)
+    follow, each after a line holding only `---` (a newline is added first when the previous
+    sample does not end with one). JSON: one object per sample and line, no separator."""
+
+    def __init__(self, stream: TextIO, prime: str, as_json: bool = False):
+        self.stream, self.prime, self.as_json = stream, prime, as_json
+        self.styled = styled_output(stream)
+        self.last_char = ""
+
+    def _write(self, text: str, dim: bool = False) -> None:
+        if text:
+            self.stream.write(f"\x1b[2m{text}\x1b[22m" if dim and self.styled else text)
+            self.stream.flush()
+            self.last_char = text[-1]
+
+    def start(self) -> None:
+        if not self.as_json:
+            self._write(self.prime, dim=True)
+
+    def piece(self, piece: Piece) -> None:
+        """Stream the first sample; the others are written whole by finish()."""
+        if piece.sample == 0 and not self.as_json:
+            self._write(piece.text)
+
+    def finish(self, samples: list[Sample]) -> None:
+        if self.as_json:
+            for sample in samples:
+                record = {"text": sample.text, "prime": sample.prime, "seed": sample.seed,
+                          "logprob": sample.logprob, "chars": sample.chars,
+                          "stopped": sample.stopped}
+                self._write(json.dumps(record, ensure_ascii=False) + "\n")
+            return
+        for sample in samples[1:]:
+            self._write(("" if self.last_char in ("", "\n") else "\n") + SAMPLE_SEPARATOR + "\n")
+            self._write(self.prime, dim=True)
+            self._write(sample.text)
+        if self.styled and self.last_char not in ("", "\n"):
+            self._write("\n")  # leave the shell prompt on its own line; never when piped
+
+
+def sample_status(path: Path | None, description: str, device: str, seeds: list[int]) -> str:
+    """The stderr line that says what is being sampled (plain text; pass it through info())."""
+    seed = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}..{seeds[-1]}"
+    return f"sampling from {path or 'the shipped model'} ({description}) on {device}, {seed}"
+
+
+# -- charrnn score: rows on stdout (table, tab-separated, JSON); heatmap and progress on stderr --
+
+# A scored row: its 1-based line number, or None for the whole text (--whole).
+ScoreRow = tuple[int | None, TextScore]
+
+SCORE_FIELDS = ("chars", "unknown", "logprob", "log10prob", "bits_per_char", "perplexity")
+TABLE_MAX_ROWS = 2_000  # Rich lays out about 1,000 rows a second; past this, plain rows
+SURPRISAL_EDGES = (1.0, 2.0, 4.0, 6.0, 8.0)  # bits; a character at an edge takes the next colour
+# Green (expected) to red (a surprise), one more than the edges. Named ANSI colours, so that
+# they stay distinct on a 16-colour terminal too (hex colours there collapse into each other).
+SURPRISAL_STYLES = (
+    "black on green",
+    "black on bright_green",
+    "black on bright_yellow",
+    "black on yellow",
+    "black on bright_red",
+    "bold bright_white on red",
+)
+UNKNOWN_STYLE = "bold bright_white on magenta"  # outside the vocabulary: no probability at all
+NEWLINE_MARK = "\u21b5"  # the newline is scored too, so it gets a visible, coloured mark
+
+# Control characters shown as their Unicode pictures (ESC as U+241B), so that user text can
+# neither drive the terminal nor break a row; the heatmap keeps tabs and newlines as layout.
+_CONTROL_PICTURES = {code: 0x2400 + code for code in range(32)} | {0x7F: 0x2421}
+_HEATMAP_PICTURES = {k: v for k, v in _CONTROL_PICTURES.items() if chr(k) not in "\t\n"}
+
+
+def shown_text(row: ScoreRow) -> str:
+    """A row's text as reported: a line without its final newline (which is still scored)."""
+    number, scored = row
+    return scored.text if number is None else scored.text.removesuffix("\n")
+
+
+def surprisal_style(bits: float) -> str:
+    if math.isnan(bits):
+        return UNKNOWN_STYLE
+    return SURPRISAL_STYLES[bisect.bisect_right(SURPRISAL_EDGES, bits)]
+
+
+def _number(value: float, digits: int = 4) -> str:
+    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+# A tab-separated row is one line of cells: the text's own tabs, newlines, backslashes and other
+# control characters (ESC would reach a terminal through `cat`) are written as escapes.
+_TSV_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 0x7F)} | {
+    ord("\\"): "\\\\", ord("\t"): "\\t", ord("\r"): "\\r", ord("\n"): "\\n"
+}
+
+
+def score_tsv(rows: Sequence[ScoreRow]) -> Iterator[str]:
+    """Tab-separated rows after a header, for pipes: no colour; tabs and newlines escaped."""
+    yield "\t".join(("line", *SCORE_FIELDS, "text")) + "\n"
+    for number, scored in rows:
+        cells = [
+            "-" if number is None else str(number),
+            str(scored.chars),
+            str(scored.unknown),
+            _number(scored.logprob),
+            _number(scored.log10prob),
+            _number(scored.bits_per_char),
+            _number(scored.perplexity),
+            shown_text((number, scored)).translate(_TSV_ESCAPES),
+        ]
+        yield "\t".join(cells) + "\n"
+
+
+def _json_figures(summary: ScoreSummary) -> dict[str, float | int | None]:
+    # NaN (nothing scored) is not JSON: null.
+    return {
+        name: None if isinstance(value, float) and not math.isfinite(value) else value
+        for name, value in summary.figures().items()
+    }
+
+
+def score_json(rows: Sequence[ScoreRow], total: ScoreSummary) -> Iterator[str]:
+    """One JSON object per row, then the total with "total": true."""
+    for number, scored in rows:
+        record = {"line": number, "text": shown_text((number, scored)), **_json_figures(scored)}
+        yield json.dumps(record, ensure_ascii=False) + "\n"
+    record = {"total": True, "lines": len(rows), **_json_figures(total)}
+    yield json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def score_table(rows: Sequence[ScoreRow], total: ScoreSummary) -> Table:
+    """The rows for a terminal, the total as footer; the text is cut to the width left."""
+    table = Table(show_footer=True, expand=True, header_style="bold", footer_style="bold")
+    right = {"justify": "right", "no_wrap": True}
+    table.add_column("#", "total", **right)
+    table.add_column("bits/char", _number(total.bits_per_char, 3), **right)
+    table.add_column("perplexity", _number(total.perplexity, 2), **right)
+    table.add_column("logprob", _number(total.logprob, 2), **right)
+    table.add_column("chars", f"{total.chars:,}", **right)
+    table.add_column("unknown", f"{total.unknown:,}", **right)
+    count = "the text" if rows and rows[0][0] is None else f"{len(rows):,} lines"
+    table.add_column("text", count, no_wrap=True, overflow="ellipsis", ratio=1, min_width=10)
+    for number, scored in rows:
+        bits = scored.bits_per_char
+        table.add_row(
+            "all" if number is None else str(number),
+            Text(_number(bits, 3), style=surprisal_style(bits)),
+            _number(scored.perplexity, 2),
+            _number(scored.logprob, 2),
+            f"{scored.chars:,}",
+            f"{scored.unknown:,}",
+            Text(shown_text((number, scored)).translate(_CONTROL_PICTURES)),
+        )
+    return table
+
+
+def surprisal_legend() -> Text:
+    edges = [f"{edge:g}" for edge in SURPRISAL_EDGES]
+    middle = [f"{low}-{high}" for low, high in zip(edges, edges[1:], strict=False)]
+    labels = [f"<{edges[0]}", *middle, f">={edges[-1]}"]
+    legend = Text("surprisal in bits (-log2 p):")
+    for label, style in zip(labels, SURPRISAL_STYLES, strict=True):
+        legend.append(" ")
+        legend.append(f" {label} ", style=style)
+    legend.append(" ")
+    legend.append(" unknown ", style=UNKNOWN_STYLE)
+    legend.append(f"  ({NEWLINE_MARK} marks a scored newline)")
+    return legend
+
+
+def surprisal_heatmap(scores: Sequence[TextScore]) -> Text:
+    """The texts with each character on the colour of its surprisal; runs of a colour merged."""
+    heatmap = Text()
+    for scored in scores:
+        run: list[str] = []
+        run_style = ""
+        for char, bits in zip(scored.text, scored.surprisal_bits.tolist(), strict=True):
+            style = surprisal_style(bits)
+            if style != run_style and run:
+                heatmap.append("".join(run), style=run_style)
+                run = []
+            run_style = style
+            if char == "\n":
+                # The mark carries the newline's colour; the line break itself stays unstyled.
+                heatmap.append("".join(run) + NEWLINE_MARK, style=run_style)
+                heatmap.append("\n")
+                run = []
+            else:
+                run.append(char.translate(_HEATMAP_PICTURES))
+        if run:
+            heatmap.append("".join(run), style=run_style)
+    return heatmap
+
+
+def print_heatmap(scores: Sequence[TextScore], console: Console = err_console) -> None:
+    """The heatmap and its legend, for people (stderr); coloured where that is a terminal."""
+    heatmap = surprisal_heatmap(scores)
+    if heatmap.plain and not heatmap.plain.endswith("\n"):
+        heatmap.append("\n")
+    console.print(heatmap, end="", soft_wrap=True)
+    console.print(surprisal_legend(), soft_wrap=True)
+
+
+def render_for_terminal(renderable: RenderableType, stream: TextIO) -> str:
+    """Rich output as text fitted to `stream`, a terminal; the caller writes it there."""
+    console = Console(file=stream, highlight=False)
+    with console.capture() as capture:
+        console.print(renderable)
+    return capture.get()
+
+
+def score_summary(total: ScoreSummary, lines: int | None) -> str:
+    """One plain line for people with the total figures (lines: None for --whole)."""
+    what = "the text" if lines is None else f"{lines:,} line{'' if lines == 1 else 's'}"
+    unknown = f" ({total.unknown:,} unknown, skipped)" if total.unknown else ""
+    return (
+        f"scored {what}: {total.chars:,} chars{unknown}, "
+        f"{_number(total.bits_per_char)} bits/char, perplexity {_number(total.perplexity, 3)}, "
+        f"logprob {_number(total.logprob, 3)} (log10 {_number(total.log10prob, 3)})"
+    )
+
+
+class ScoreProgress:
+    """A transient progress bar while scoring, on a terminal only; pass it as on_progress."""
+
+    def __init__(self, quiet: bool = False, console: Console = err_console):
+        self.live = console.is_terminal and not quiet
+        self.console = console
+        self.progress: Progress | None = None
+        self.task = None
+
+    def __enter__(self) -> ScoreProgress:
+        if self.live:
+            self.progress = Progress(
+                TextColumn("[bold]score"),
+                BarColumn(bar_width=None),
+                TextColumn("{task.completed:,}/{task.total:,} chars"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            return
+        if self.task is None:
+            self.task = self.progress.add_task("score", total=total)
+        self.progress.update(self.task, completed=done)

@@ -389,7 +389,8 @@ def train(
         save_last()
     elif last_eval_step != step:
         # Stopped by the clock between evaluations: evaluate once more so nothing is lost.
-        run_evaluation(learning_rate(config, step, elapsed()))
+        improved, metrics = run_evaluation(learning_rate(config, step, elapsed()))
+        emit(EvalReport(step, last_val_loss, best_val_loss, improved, "", metrics))
 
     total = elapsed()
     run_time = max(total - prior_elapsed, 1e-9)
