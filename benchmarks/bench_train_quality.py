@@ -21,6 +21,7 @@ from typing import Any
 import common
 
 from charrnn import ModelConfig, TrainConfig, read_corpus, train
+from charrnn.config import build_configs as charrnn_build_configs
 from charrnn.device import resolve_device, use_bf16
 from charrnn.errors import CharRNNError
 from charrnn.train import EvalReport, Event, TrainStart
@@ -161,9 +162,9 @@ def run_once(
 
     try:
         corpus = read_corpus([corpus_path])
-        model_config = ModelConfig(vocab_size=1, **model_options)
-        config = TrainConfig(**train_options)
-        device = resolve_device(config.device)
+        # The same rule as `charrnn train`: given options, else the device's defaults.
+        device = resolve_device(train_options.get("device", "auto"))
+        model_config, config = charrnn_build_configs(device.type, model_options, train_options)
         with tempfile.TemporaryDirectory(prefix="charrnn-bench-") as out_dir:
             result = train(corpus, model_config, config, out_dir, on_event=on_event)
     except CharRNNError as problem:

@@ -19,7 +19,7 @@ import typer
 
 from . import resources
 from .checkpoint import load_checkpoint, resolve_checkpoint_path
-from .config import ModelConfig, SampleConfig, TrainConfig
+from .config import DEVICE_DEFAULTS, ModelConfig, SampleConfig, TrainConfig, build_configs
 from .console import LN2, TrainDisplay, err_console, error, format_duration, info, train_summary
 from .console import SampleWriter, sample_status, warn
 from .console import (
@@ -57,7 +57,10 @@ def _default(cls: type, name: str) -> Any:
 
 
 def _help(text: str, cls: type, name: str) -> str:
-    return f"{text} [default: {_default(cls, name)}]"
+    part = "model" if cls is ModelConfig else "train"
+    on_cpu = DEVICE_DEFAULTS["cpu"].get(part, {})
+    cpu_note = f"; on CPU: {on_cpu[name]}" if name in on_cpu else ""
+    return f"{text} [default: {_default(cls, name)}{cpu_note}]"
 
 
 class GracefulInterrupt:
@@ -146,6 +149,7 @@ def train(
     model_options = _overrides(cell=model, num_layers=layers, hidden_size=hidden, embedding_size=embedding, dropout=dropout)
     # Check every option before touching files, so a usage error is reported as one (exit 2).
     model_config = ModelConfig(vocab_size=1, **model_options)
+    TrainConfig(**train_options)
 
     checkpoint = None
     if resume is not None:
@@ -167,7 +171,8 @@ def train(
         sources = corpus or [Path(p) for p in checkpoint.info.get("corpus", [])]
         out_dir = out or checkpoint.path.parent
     else:
-        config = TrainConfig(**train_options)
+        device_type = resolve_device(train_options.get("device", "auto")).type
+        model_config, config = build_configs(device_type, model_options, train_options)
         if not corpus:
             corpus = [resources.default_corpus_path()]
             info(f"no corpus given: training on the shipped Shakespeare corpus ({corpus[0]})")
