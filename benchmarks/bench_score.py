@@ -1,0 +1,289 @@
+"""Scoring throughput: chars/s of charrnn.score for LSTMs of a few sizes, against the matmul peak.
+
+Scoring knows the whole text in advance, so it runs the fused RNN over whole sequences: lines in
+padded batches (`lines`, the CLI's default), or the text as one stream carried in chunks
+(`whole`, exact; `--streams N` cuts it into N segments scored side by side, approximately). A
+forward pass costs about 2 FLOPs per parameter per character, so model FLOP/s = 2 x parameters x
+chars/s, shown as a share of a large fp32 matmul's FLOP/s measured first on the same device.
+
+    python benchmarks/bench_score.py                          # CPU: 2x128, 2x512, 3x512 (~2 min)
+    python benchmarks/bench_score.py --threads 1              # a busy machine: one thread
+    python benchmarks/bench_score.py --device cuda --precision bf16
+    python benchmarks/bench_score.py --checkpoint checkpoints/shakespeare.pt --sizes none
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import string
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+import torch
+
+from charrnn import CharRNN, ModelConfig, Vocab, load_checkpoint
+from charrnn.device import resolve_device
+from charrnn.errors import CharRNNError
+from charrnn.score import ScoreConfig, score, score_lines
+
+ALPHABET = "\n !$&',-.3:;?" + string.ascii_uppercase + string.ascii_lowercase  # tiny Shakespeare's
+DEFAULT_SIZES = "2x128,2x512,3x512"
+MODES = ("lines", "whole")
+FORWARD_FLOPS_PER_PARAMETER = 2
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps [default: auto]")
+    parser.add_argument(
+        "--sizes",
+        default=DEFAULT_SIZES,
+        help="comma-separated LAYERSxHIDDEN LSTMs with random weights, or 'none' "
+        "[default: %(default)s]",
+    )
+    parser.add_argument("--checkpoint", type=Path, help="also time this trained model")
+    parser.add_argument(
+        "--text",
+        type=Path,
+        help="UTF-8 text to score [default: random words over tiny Shakespeare's characters, "
+        "lines of 0-55 characters like the corpus's]",
+    )
+    parser.add_argument(
+        "--chars",
+        type=int,
+        default=300_000,
+        help="at most this many characters of the text [default: %(default)s]",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="aim each timed run at about this long by scoring a prefix of the text (whole "
+        "lines) [default: 3 on a CPU; on a GPU the whole text]",
+    )
+    parser.add_argument(
+        "--modes", default="lines,whole", help="lines and/or whole [default: %(default)s]"
+    )
+    parser.add_argument(
+        "--streams",
+        type=int,
+        default=1,
+        help="whole mode: segments side by side (approximate when > 1) [default: 1]",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="lines per batch [default: charrnn's for the device]",
+    )
+    parser.add_argument("--precision", default="fp32", choices=tuple(DTYPES), help="[fp32]")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per row [default: 3]")
+    parser.add_argument("--threads", type=int, help="torch CPU threads [default: torch's]")
+    parser.add_argument(
+        "--out", type=Path, help="JSON file [default: benchmarks/results/score-<device>.json]"
+    )
+    return parser.parse_args()
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    if text.strip() == "none":
+        return []
+    sizes = []
+    for item in text.split(","):
+        match = re.fullmatch(r"(\d+)x(\d+)", item.strip())
+        if not match:
+            common.fail(f"--sizes takes LAYERSxHIDDEN items such as 2x512, got {item!r}", 2)
+        sizes.append((int(match[1]), int(match[2])))
+    return sizes
+
+
+def random_text(chars: int, seed: int = 0) -> str:
+    """Lines of random words over ALPHABET; throughput does not depend on what they say."""
+    generator = random.Random(seed)
+    letters = string.ascii_letters
+    punctuation = ALPHABET[1:13]
+    lines, total = [], 0
+    while total < chars:
+        length = generator.randint(0, 55)
+        words, size = [], 0
+        while size < length:
+            word = "".join(generator.choice(letters) for _ in range(generator.randint(1, 8)))
+            if generator.random() < 0.15:
+                word += generator.choice(punctuation)
+            words.append(word)
+            size += len(words[-1]) + 1
+        line = " ".join(words)[:length] + "\n"
+        lines.append(line)
+        total += len(line)
+    return "".join(lines)[:chars]
+
+
+def whole_lines(text: str, chars: int) -> str:
+    """The longest prefix of at most `chars` characters that ends a line (or `chars` if none)."""
+    if chars >= len(text):
+        return text
+    end = text.rfind("\n", 0, chars)
+    return text[: end + 1] if end > 0 else text[:chars]
+
+
+def time_scoring(
+    model: CharRNN, vocab: Vocab, text: str, mode: str, config: ScoreConfig, device: torch.device
+) -> float:
+    """Seconds to score `text`, synchronised with the device."""
+    common.synchronize(device)
+    started = time.perf_counter()
+    if mode == "lines":
+        score_lines(model, text, config, vocab=vocab)
+    else:
+        score(model, text, config, vocab=vocab)
+    common.synchronize(device)
+    return time.perf_counter() - started
+
+
+def measure(
+    model: CharRNN,
+    vocab: Vocab,
+    text: str,
+    mode: str,
+    config: ScoreConfig,
+    device: torch.device,
+    seconds: float | None,
+    runs: int,
+) -> dict[str, Any]:
+    # An untimed warm-up (kernels, allocator), which also estimates the rate for the prefix.
+    probe = whole_lines(text, 4_000)
+    rate = len(probe) / time_scoring(model, vocab, probe, mode, config, device)
+    timed = text if seconds is None else whole_lines(text, max(4_000, int(rate * seconds)))
+    runs_s = [time_scoring(model, vocab, timed, mode, config, device) for _ in range(runs)]
+    speed = common.spread([len(timed) / s for s in runs_s])
+    return {"chars": len(timed), "seconds": runs_s, "chars_per_second": speed}
+
+
+def main() -> None:
+    args = parse_args()
+    if args.runs < 1 or args.chars < 1 or args.streams < 1:
+        common.fail("--runs, --chars and --streams must be at least 1", 2)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in MODES for m in modes):
+        common.fail(f"--modes takes lines and/or whole, got {args.modes!r}", 2)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+        config = ScoreConfig(
+            batch_size=args.batch_size, precision=args.precision, streams=args.streams
+        )
+    except CharRNNError as problem:
+        common.fail(str(problem), problem.exit_code)
+    if args.precision == "bf16" and device.type != "cuda":
+        common.fail("bf16 needs a CUDA device; use --precision fp32", 2)
+    seconds = args.seconds
+    if seconds is None and device.type != "cuda":
+        seconds = 3.0
+
+    if args.text:
+        try:
+            text = args.text.read_text(encoding="utf-8")[: args.chars]
+        except (OSError, UnicodeDecodeError) as problem:
+            common.fail(f"cannot read {args.text}: {problem}")
+    else:
+        text = random_text(args.chars)
+    info = common.describe_device(device)
+    threads = torch.get_num_threads()
+    common.log(f"device: {info['name']}, {threads} threads; measuring the matmul peak")
+    size = None if device.type == "cuda" else 2048
+    peak = common.matmul_flops(device, DTYPES[args.precision], size=size)
+    common.log(f"{args.precision} matmul: {common.si(peak.median)}FLOP/s")
+
+    models: list[tuple[str, CharRNN, Vocab]] = []
+    vocab = Vocab(ALPHABET + "".join(sorted(set(text) - set(ALPHABET))))
+    for layers, hidden in parse_sizes(args.sizes):
+        torch.manual_seed(0)
+        model_config = ModelConfig(
+            vocab_size=len(vocab), num_layers=layers, hidden_size=hidden, dropout=0.0
+        )
+        models.append((f"LSTM {layers}x{hidden}", CharRNN(model_config).to(device).eval(), vocab))
+    if args.checkpoint:
+        try:
+            loaded = load_checkpoint(args.checkpoint, device)
+        except CharRNNError as problem:
+            common.fail(str(problem), problem.exit_code)
+        shape = loaded.model_config
+        name = f"{args.checkpoint.name} ({shape.cell} {shape.num_layers}x{shape.hidden_size})"
+        models.append((name, loaded.model, loaded.vocab))
+
+    rows, results = [], []
+    for name, model, model_vocab in models:
+        parameters = model.num_parameters()
+        for mode in modes:
+            common.log(f"{name}, {mode}...")
+            found = measure(model, model_vocab, text, mode, config, device, seconds, args.runs)
+            speed: common.Spread = found["chars_per_second"]
+            flops = FORWARD_FLOPS_PER_PARAMETER * parameters * speed.median
+            batch = config.batch_size_on(device) if mode == "lines" else config.streams
+            results.append(
+                {
+                    "model": name,
+                    "parameters": parameters,
+                    "mode": mode,
+                    "batch": batch,
+                    **found,
+                    "model_flops_per_second": flops,
+                    "share_of_matmul": flops / peak.median,
+                }
+            )
+            shown_mode = mode if mode == "lines" or args.streams == 1 else f"whole/{args.streams}"
+            rows.append(
+                [
+                    name,
+                    f"{parameters:,}",
+                    shown_mode,
+                    batch,
+                    f"{found['chars']:,}",
+                    common.format_spread(speed, lambda v: f"{v:,.0f}"),
+                    f"{flops / 1e9:.1f}",
+                    f"{flops / peak.median:.0%}",
+                ]
+            )
+    headers = [
+        "model",
+        "parameters",
+        "mode",
+        "batch",
+        "chars timed",
+        "chars/s (median, min-max)",
+        "model GFLOP/s",
+        "share of matmul",
+    ]
+    common.print_table(headers, rows)
+    common.log(
+        f"matmul peak ({args.precision}, {threads} threads): "
+        f"{peak.median / 1e9:.1f} GFLOP/s ({peak.low / 1e9:.1f}-{peak.high / 1e9:.1f})"
+    )
+
+    document = {
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "threads": threads,
+        "text_chars": len(text),
+        "matmul_flops_per_second": peak,
+        "rows": results,
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        full = {"benchmark": "score", "device": info, **document}
+        written = json.dumps(full, indent=2, default=common._jsonable) + "\n"
+        args.out.write_text(written, encoding="utf-8")
+        path = args.out
+    else:
+        path = common.write_results("score", info, document)
+    common.log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
