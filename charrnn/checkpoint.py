@@ -48,7 +48,11 @@ def save_checkpoint(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     weights = {
-        name: (t.detach().to("cpu", torch.float16) if half and t.is_floating_point() else t.detach().cpu())
+        name: (
+            t.detach().to("cpu", torch.float16)
+            if half and t.is_floating_point()
+            else t.detach().cpu()
+        )
         for name, t in model.state_dict().items()
     }
     payload = {

@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import shlex
 import os
+import shlex
 import signal
 import sys
 import time
 import warnings
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,17 +20,25 @@ import typer
 from . import resources
 from .checkpoint import load_checkpoint, resolve_checkpoint_path
 from .config import DEVICE_DEFAULTS, ModelConfig, SampleConfig, TrainConfig, build_configs
-from .console import LN2, TrainDisplay, err_console, error, format_duration, info, train_summary
-from .console import SampleWriter, sample_status, warn
 from .console import (
+    LN2,
     TABLE_MAX_ROWS,
+    SampleWriter,
     ScoreProgress,
+    TrainDisplay,
+    err_console,
+    error,
+    format_duration,
+    info,
     print_heatmap,
     render_for_terminal,
+    sample_status,
     score_json,
     score_summary,
     score_table,
     score_tsv,
+    train_summary,
+    warn,
 )
 from .data import decode_text, read_corpus
 from .device import resolve_device
@@ -81,7 +89,9 @@ class GracefulInterrupt:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        err_console.print("\n[yellow]interrupt: saving last.pt after this step (Ctrl-C again to abort)[/]")
+        err_console.print(
+            "\n[yellow]interrupt: saving last.pt after this step (Ctrl-C again to abort)[/]"
+        )
 
     def __call__(self) -> bool:
         return self.requested
@@ -110,43 +120,149 @@ def _overrides(**values: Any) -> dict[str, Any]:
 def train(
     corpus: Annotated[
         list[Path] | None,
-        typer.Argument(help="UTF-8 text files or directories. Default: the shipped Shakespeare corpus."),
+        typer.Argument(
+            help="UTF-8 text files or directories. Default: the shipped Shakespeare corpus."
+        ),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory. [default: runs/<corpus-name>]")] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue a run exactly from its last.pt (or run directory).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite a run already in --out.")] = False,
-    model: Annotated[str | None, typer.Option("--model", help=_help("Recurrent cell: lstm, gru or rnn.", ModelConfig, "cell"))] = None,
-    layers: Annotated[int | None, typer.Option(help=_help("Stacked recurrent layers.", ModelConfig, "num_layers"))] = None,
-    hidden: Annotated[int | None, typer.Option(help=_help("Hidden units per layer.", ModelConfig, "hidden_size"))] = None,
-    embedding: Annotated[int | None, typer.Option(help=_help("Character embedding size.", ModelConfig, "embedding_size"))] = None,
-    dropout: Annotated[float | None, typer.Option(help=_help("Dropout on embeddings, between layers and on outputs.", ModelConfig, "dropout"))] = None,
-    seq_len: Annotated[int | None, typer.Option(help=_help("Characters per BPTT window.", TrainConfig, "seq_len"))] = None,
-    batch_size: Annotated[int | None, typer.Option(help=_help("Windows per step.", TrainConfig, "batch_size"))] = None,
-    windows: Annotated[str | None, typer.Option(help=_help("stateful (state carried across windows) or random.", TrainConfig, "windows"))] = None,
-    lr: Annotated[float | None, typer.Option(help=_help("Peak learning rate (AdamW, warmup then cosine).", TrainConfig, "lr"))] = None,
-    warmup: Annotated[int | None, typer.Option(help=_help("Warmup steps.", TrainConfig, "warmup_steps"))] = None,
-    weight_decay: Annotated[float | None, typer.Option(help=_help("AdamW weight decay on matrices.", TrainConfig, "weight_decay"))] = None,
-    grad_clip: Annotated[float | None, typer.Option(help=_help("Gradient norm clip.", TrainConfig, "grad_clip"))] = None,
-    max_steps: Annotated[int | None, typer.Option(help=_help("Stop after this many steps.", TrainConfig, "max_steps"))] = None,
-    max_time: Annotated[float | None, typer.Option(help="Stop after this many seconds (the LR schedule fits it).")] = None,
-    patience: Annotated[int | None, typer.Option(help="Stop after N evaluations without a new best val loss.")] = None,
-    eval_every: Annotated[int | None, typer.Option(help=_help("Evaluate on the whole validation set every N steps.", TrainConfig, "eval_every"))] = None,
-    val_fraction: Annotated[float | None, typer.Option(help=_help("Last fraction of the text held out for validation.", TrainConfig, "val_fraction"))] = None,
-    sample_chars: Annotated[int | None, typer.Option(help=_help("Characters of sample shown at each evaluation (0: none).", TrainConfig, "sample_chars"))] = None,
-    seed: Annotated[int | None, typer.Option(help=_help("Random seed.", TrainConfig, "seed"))] = None,
-    device: Annotated[str | None, typer.Option(help=_help("auto, cpu, cuda or mps.", TrainConfig, "device"))] = None,
-    precision: Annotated[str | None, typer.Option(help=_help("auto (bf16 on CUDA), fp32 or bf16.", TrainConfig, "precision"))] = None,
-    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Run directory. [default: runs/<corpus-name>]"),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue a run exactly from its last.pt (or run directory)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a run already in --out.")
+    ] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help=_help("Recurrent cell: lstm, gru or rnn.", ModelConfig, "cell")
+        ),
+    ] = None,
+    layers: Annotated[
+        int | None, typer.Option(help=_help("Stacked recurrent layers.", ModelConfig, "num_layers"))
+    ] = None,
+    hidden: Annotated[
+        int | None, typer.Option(help=_help("Hidden units per layer.", ModelConfig, "hidden_size"))
+    ] = None,
+    embedding: Annotated[
+        int | None,
+        typer.Option(help=_help("Character embedding size.", ModelConfig, "embedding_size")),
+    ] = None,
+    dropout: Annotated[
+        float | None,
+        typer.Option(
+            help=_help(
+                "Dropout on embeddings, between layers and on outputs.", ModelConfig, "dropout"
+            )
+        ),
+    ] = None,
+    seq_len: Annotated[
+        int | None, typer.Option(help=_help("Characters per BPTT window.", TrainConfig, "seq_len"))
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help=_help("Windows per step.", TrainConfig, "batch_size"))
+    ] = None,
+    windows: Annotated[
+        str | None,
+        typer.Option(
+            help=_help("stateful (state carried across windows) or random.", TrainConfig, "windows")
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            help=_help("Peak learning rate (AdamW, warmup then cosine).", TrainConfig, "lr")
+        ),
+    ] = None,
+    warmup: Annotated[
+        int | None, typer.Option(help=_help("Warmup steps.", TrainConfig, "warmup_steps"))
+    ] = None,
+    weight_decay: Annotated[
+        float | None,
+        typer.Option(help=_help("AdamW weight decay on matrices.", TrainConfig, "weight_decay")),
+    ] = None,
+    grad_clip: Annotated[
+        float | None, typer.Option(help=_help("Gradient norm clip.", TrainConfig, "grad_clip"))
+    ] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help=_help("Stop after this many steps.", TrainConfig, "max_steps")),
+    ] = None,
+    max_time: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (the LR schedule fits it).")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after N evaluations without a new best val loss.")
+    ] = None,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(
+            help=_help(
+                "Evaluate on the whole validation set every N steps.", TrainConfig, "eval_every"
+            )
+        ),
+    ] = None,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help=_help(
+                "Last fraction of the text held out for validation.", TrainConfig, "val_fraction"
+            )
+        ),
+    ] = None,
+    sample_chars: Annotated[
+        int | None,
+        typer.Option(
+            help=_help(
+                "Characters of sample shown at each evaluation (0: none).",
+                TrainConfig,
+                "sample_chars",
+            )
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help=_help("Random seed.", TrainConfig, "seed"))
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help=_help("auto, cpu, cuda or mps.", TrainConfig, "device"))
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help=_help("auto (bf16 on CUDA), fp32 or bf16.", TrainConfig, "precision")),
+    ] = None,
+    compile: Annotated[
+        bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the final summary.")
+    ] = False,
 ) -> None:
     """Train a character-level language model on UTF-8 text."""
     train_options = _overrides(
-        seq_len=seq_len, batch_size=batch_size, windows=windows, lr=lr, warmup_steps=warmup,
-        weight_decay=weight_decay, grad_clip=grad_clip, max_steps=max_steps, max_time=max_time,
-        patience=patience, eval_every=eval_every, val_fraction=val_fraction,
-        sample_chars=sample_chars, seed=seed, device=device, precision=precision, compile=compile,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        windows=windows,
+        lr=lr,
+        warmup_steps=warmup,
+        weight_decay=weight_decay,
+        grad_clip=grad_clip,
+        max_steps=max_steps,
+        max_time=max_time,
+        patience=patience,
+        eval_every=eval_every,
+        val_fraction=val_fraction,
+        sample_chars=sample_chars,
+        seed=seed,
+        device=device,
+        precision=precision,
+        compile=compile,
     )
-    model_options = _overrides(cell=model, num_layers=layers, hidden_size=hidden, embedding_size=embedding, dropout=dropout)
+    model_options = _overrides(
+        cell=model, num_layers=layers, hidden_size=hidden, embedding_size=embedding, dropout=dropout
+    )
     # Check every option before touching files, so a usage error is reported as one (exit 2).
     model_config = ModelConfig(vocab_size=1, **model_options)
     TrainConfig(**train_options)
@@ -156,8 +272,13 @@ def train(
         checkpoint = load_checkpoint(resolve_checkpoint_path(resume, "last.pt"))
         if model_options:
             # Name the options as the user typed them, not the config fields behind them.
-            flags = {"cell": "--model", "num_layers": "--layers", "hidden_size": "--hidden",
-                     "embedding_size": "--embedding", "dropout": "--dropout"}
+            flags = {
+                "cell": "--model",
+                "num_layers": "--layers",
+                "hidden_size": "--hidden",
+                "embedding_size": "--embedding",
+                "dropout": "--dropout",
+            }
             given = [flag for name, flag in flags.items() if name in model_options]
             raise ConfigError(
                 "the model's shape cannot change on --resume; drop " + ", ".join(given)
@@ -186,8 +307,14 @@ def train(
     )
     with GracefulInterrupt() as interrupt, TrainDisplay(quiet=quiet) as display:
         result = run_training(
-            text, model_config, config, out_dir, resume=checkpoint, on_event=display,
-            should_stop=interrupt, overwrite=force,
+            text,
+            model_config,
+            config,
+            out_dir,
+            resume=checkpoint,
+            on_event=display,
+            should_stop=interrupt,
+            overwrite=force,
         )
     err_console.print(train_summary(result, resume_hint), soft_wrap=True)
     if result.stop_reason == "interrupted":
@@ -197,7 +324,9 @@ def train(
 @app.command("info")
 @friendly_errors
 def info_command(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file or run directory (its best.pt).")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A checkpoint file or run directory (its best.pt).")
+    ],
 ) -> None:
     """Describe a checkpoint: model, sizes, training and corpus."""
     loaded = load_checkpoint(checkpoint)
@@ -205,14 +334,23 @@ def info_command(
     best = details.get("best_val_loss")
     rows = [
         ("file", str(loaded.path)),
-        ("model", f"{model_config.cell.upper()}, {model_config.num_layers} layers x {model_config.hidden_size} hidden, embedding {model_config.embedding_size}, dropout {model_config.dropout}"),
+        (
+            "model",
+            f"{model_config.cell.upper()}, {model_config.num_layers} layers x {model_config.hidden_size} hidden, embedding {model_config.embedding_size}, dropout {model_config.dropout}",
+        ),
         ("parameters", f"{loaded.model.num_parameters():,}"),
         ("vocabulary", f"{len(loaded.vocab)} characters"),
         ("steps trained", f"{details.get('step', '?')}"),
         ("training time", format_duration(details.get("elapsed_s"))),
-        ("best val loss", "-" if best is None else f"{best:.4f} nats ({best / LN2:.4f} bits) per char"),
+        (
+            "best val loss",
+            "-" if best is None else f"{best:.4f} nats ({best / LN2:.4f} bits) per char",
+        ),
         ("corpus", ", ".join(details.get("corpus", [])) or "?"),
-        ("corpus size", f"{details.get('corpus_chars', 0):,} chars, sha256 {details.get('corpus_sha256', '?')[:16]}"),
+        (
+            "corpus size",
+            f"{details.get('corpus_chars', 0):,} chars, sha256 {details.get('corpus_sha256', '?')[:16]}",
+        ),
         ("device", f"{details.get('device', '?')} ({details.get('precision', '?')})"),
         ("resumable", "yes" if loaded.training_state else "no (weights only)"),
     ]
@@ -227,29 +365,134 @@ def info_command(
 @app.command("sample")
 @friendly_errors
 def sample_command(
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint file or run directory (its best.pt). [default: the shipped model]")] = None,
-    length: Annotated[int | None, typer.Option("--length", "-n", help=_help("Characters to generate per sample.", SampleConfig, "length"))] = None,
-    temperature: Annotated[float | None, typer.Option("--temperature", "-t", help=_help("Above 1 wilder, below 1 safer; must be > 0.", SampleConfig, "temperature"))] = None,
-    greedy: Annotated[bool, typer.Option("--greedy", help="Always take the most likely character (ignores -t, --top-k, --top-p).")] = False,
-    top_k: Annotated[int | None, typer.Option("--top-k", help="Draw only among the K most likely characters.")] = None,
-    top_p: Annotated[float | None, typer.Option("--top-p", help="Draw only among the most likely characters that hold P of the probability, 0 < P <= 1.")] = None,
-    prime: Annotated[str | None, typer.Option("--prime", "-p", help="Text the model reads first; printed first (dimmed on a terminal).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Same seed, checkpoint and device: same text. [default: random, shown on stderr]")] = None,
-    num_samples: Annotated[int | None, typer.Option("--num-samples", help=_help("Samples made together as one batch (sample i uses seed + i), printed one after another with a line '---' between them.", SampleConfig, "num_samples"))] = None,
-    stop: Annotated[str | None, typer.Option("--stop", help="End a sample where this text appears; the stop text itself is not printed. A blank line in bash: --stop $'\\n\\n'")] = None,
-    unknown: Annotated[str | None, typer.Option("--unknown", help=_help("Prime characters the model never saw: error, or skip them with a warning.", SampleConfig, "unknown"))] = None,
-    device: Annotated[str | None, typer.Option(help=_help("auto, cpu, cuda or mps.", SampleConfig, "device"))] = None,
-    precision: Annotated[str | None, typer.Option(help=_help("Weights for CPU sampling: auto (fp16 for models over 8 MB, where it is faster), fp32, fp16 or int8.", SampleConfig, "precision"))] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per sample and line: text, prime, seed, logprob (natural log under the plain softmax), chars, stopped.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No status lines on stderr.")] = False,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            help="A checkpoint file or run directory (its best.pt). [default: the shipped model]",
+        ),
+    ] = None,
+    length: Annotated[
+        int | None,
+        typer.Option(
+            "--length",
+            "-n",
+            help=_help("Characters to generate per sample.", SampleConfig, "length"),
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            "--temperature",
+            "-t",
+            help=_help("Above 1 wilder, below 1 safer; must be > 0.", SampleConfig, "temperature"),
+        ),
+    ] = None,
+    greedy: Annotated[
+        bool,
+        typer.Option(
+            "--greedy", help="Always take the most likely character (ignores -t, --top-k, --top-p)."
+        ),
+    ] = False,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", help="Draw only among the K most likely characters.")
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        typer.Option(
+            "--top-p",
+            help="Draw only among the most likely characters that hold P of the probability, 0 < P <= 1.",
+        ),
+    ] = None,
+    prime: Annotated[
+        str | None,
+        typer.Option(
+            "--prime",
+            "-p",
+            help="Text the model reads first; printed first (dimmed on a terminal).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Same seed, checkpoint and device: same text. [default: random, shown on stderr]",
+        ),
+    ] = None,
+    num_samples: Annotated[
+        int | None,
+        typer.Option(
+            "--num-samples",
+            help=_help(
+                "Samples made together as one batch (sample i uses seed + i), printed one after another with a line '---' between them.",
+                SampleConfig,
+                "num_samples",
+            ),
+        ),
+    ] = None,
+    stop: Annotated[
+        str | None,
+        typer.Option(
+            "--stop",
+            help="End a sample where this text appears; the stop text itself is not printed. A blank line in bash: --stop $'\\n\\n'",
+        ),
+    ] = None,
+    unknown: Annotated[
+        str | None,
+        typer.Option(
+            "--unknown",
+            help=_help(
+                "Prime characters the model never saw: error, or skip them with a warning.",
+                SampleConfig,
+                "unknown",
+            ),
+        ),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help=_help("auto, cpu, cuda or mps.", SampleConfig, "device"))
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help=_help(
+                "Weights for CPU sampling: auto (fp16 for models over 8 MB, where it is faster), fp32, fp16 or int8.",
+                SampleConfig,
+                "precision",
+            )
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON object per sample and line: text, prime, seed, logprob (natural log under the plain softmax), chars, stopped.",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No status lines on stderr.")
+    ] = False,
 ) -> None:
     """Generate text from a trained model, streamed to stdout as it is made."""
-    config = SampleConfig(**_overrides(
-        length=length, temperature=temperature, greedy=greedy or None, top_k=top_k, top_p=top_p,
-        prime=prime, seed=seed, num_samples=num_samples, stop=stop, unknown=unknown, device=device,
-        precision=precision,
-    ))
-    path = resolve_checkpoint_path(checkpoint) if checkpoint else resources.default_checkpoint_path()
+    config = SampleConfig(
+        **_overrides(
+            length=length,
+            temperature=temperature,
+            greedy=greedy or None,
+            top_k=top_k,
+            top_p=top_p,
+            prime=prime,
+            seed=seed,
+            num_samples=num_samples,
+            stop=stop,
+            unknown=unknown,
+            device=device,
+            precision=precision,
+        )
+    )
+    path = (
+        resolve_checkpoint_path(checkpoint) if checkpoint else resources.default_checkpoint_path()
+    )
     loaded = load_checkpoint(path, resolve_device(config.device))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -257,8 +500,10 @@ def sample_command(
     for warning in caught:
         warn(str(warning.message))
     model_config = loaded.model_config
-    description = (f"{model_config.cell.upper()} {model_config.num_layers}x{model_config.hidden_size}"
-                   f", {generation.precision} weights")
+    description = (
+        f"{model_config.cell.upper()} {model_config.num_layers}x{model_config.hidden_size}"
+        f", {generation.precision} weights"
+    )
     if not quiet:
         info(sample_status(path, description, str(generation.device), generation.seeds))
     writer = SampleWriter(sys.stdout, generation.prime, as_json=as_json)
@@ -312,19 +557,86 @@ def _read_score_input(file: str | None) -> str:
 @app.command("score")
 @friendly_errors
 def score_command(
-    file: Annotated[str | None, typer.Argument(metavar="FILE|-", show_default=False, help="UTF-8 text to score; '-', or nothing while text is piped in, reads stdin.")] = None,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint file or run directory (its best.pt). [default: the shipped model]")] = None,
+    file: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="FILE|-",
+            show_default=False,
+            help="UTF-8 text to score; '-', or nothing while text is piped in, reads stdin.",
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            help="A checkpoint file or run directory (its best.pt). [default: the shipped model]",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help=f"Lines scored together in one padded batch (longest first). [default: {CPU_BATCH_SIZE} on a CPU, {GPU_BATCH_SIZE} on a GPU]")] = None,
-    context: Annotated[str | None, typer.Option("--context", help="Text the model reads before each line (before the text with --whole); the first character is predicted after it. [default: a newline] Two newlines in bash: --context $'\\n\\n'")] = None,
-    whole: Annotated[bool, typer.Option("--whole", help="Score the input as one text instead of line by line.")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Characters the model never saw are an error, instead of skipped and counted as unknown.")] = False,
-    sort: Annotated[bool, typer.Option("--sort", help="Rank lines by bits per character, most probable (fewest bits) first; each keeps its line number.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line (line, text, chars, unknown, logprob, log10prob, bits_per_char, perplexity; null where nothing was scored), then one with \"total\": true and the same figures.")] = False,
-    heatmap: Annotated[bool, typer.Option("--heatmap", help="Also draw the text on stderr, each character coloured by its surprisal in bits, with a legend (in colour where stderr is a terminal); stdout is unchanged.")] = False,
-    precision: Annotated[str | None, typer.Option(help=_help("fp32, or bf16 autocast on CUDA (auto: bf16 on CUDA).", ScoreConfig, "precision"))] = None,
-    streams: Annotated[int | None, typer.Option(help=f"With --whole: score the text as N segments side by side, each after reading the {_default(ScoreConfig, 'warmup')} characters before it. Faster but approximate. [default: 1, exact]")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No notes on stderr: no total, warning or progress.")] = False,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            help=f"Lines scored together in one padded batch (longest first). [default: {CPU_BATCH_SIZE} on a CPU, {GPU_BATCH_SIZE} on a GPU]",
+        ),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            help="Text the model reads before each line (before the text with --whole); the first character is predicted after it. [default: a newline] Two newlines in bash: --context $'\\n\\n'",
+        ),
+    ] = None,
+    whole: Annotated[
+        bool, typer.Option("--whole", help="Score the input as one text instead of line by line.")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Characters the model never saw are an error, instead of skipped and counted as unknown.",
+        ),
+    ] = False,
+    sort: Annotated[
+        bool,
+        typer.Option(
+            "--sort",
+            help="Rank lines by bits per character, most probable (fewest bits) first; each keeps its line number.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help='One JSON object per line (line, text, chars, unknown, logprob, log10prob, bits_per_char, perplexity; null where nothing was scored), then one with "total": true and the same figures.',
+        ),
+    ] = False,
+    heatmap: Annotated[
+        bool,
+        typer.Option(
+            "--heatmap",
+            help="Also draw the text on stderr, each character coloured by its surprisal in bits, with a legend (in colour where stderr is a terminal); stdout is unchanged.",
+        ),
+    ] = False,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help=_help(
+                "fp32, or bf16 autocast on CUDA (auto: bf16 on CUDA).", ScoreConfig, "precision"
+            )
+        ),
+    ] = None,
+    streams: Annotated[
+        int | None,
+        typer.Option(
+            help=f"With --whole: score the text as N segments side by side, each after reading the {_default(ScoreConfig, 'warmup')} characters before it. Faster but approximate. [default: 1, exact]"
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No notes on stderr: no total, warning or progress."),
+    ] = False,
 ) -> None:
     """Score text: how probable it is under the model, in bits per character and perplexity.
 
@@ -339,12 +651,19 @@ def score_command(
     """
     if streams is not None and not whole:
         raise ConfigError("--streams applies to --whole only")
-    config = ScoreConfig(**_overrides(
-        context=context, batch_size=batch_size, strict=strict or None, precision=precision,
-        streams=streams,
-    ))
+    config = ScoreConfig(
+        **_overrides(
+            context=context,
+            batch_size=batch_size,
+            strict=strict or None,
+            precision=precision,
+            streams=streams,
+        )
+    )
     text = _read_score_input(file)
-    path = resolve_checkpoint_path(checkpoint) if checkpoint else resources.default_checkpoint_path()
+    path = (
+        resolve_checkpoint_path(checkpoint) if checkpoint else resources.default_checkpoint_path()
+    )
     loaded = load_checkpoint(path, resolve_device(device))
     if not text:
         if not quiet:
@@ -359,8 +678,10 @@ def score_command(
             rows, total, lines = list(enumerate(result.lines, 1)), result.total, len(result.lines)
     if total.unknown and not quiet:
         unseen = describe_chars(loaded.vocab.unknown_chars(text))
-        warn(f"{total.unknown:,} character(s) the model never saw were skipped: {unseen} "
-             "(--strict makes them an error)")
+        warn(
+            f"{total.unknown:,} character(s) the model never saw were skipped: {unseen} "
+            "(--strict makes them an error)"
+        )
     if heatmap:
         print_heatmap([scored for _, scored in rows])
     if sort:

@@ -36,7 +36,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _require(self.vocab_size >= 1, f"vocab_size must be at least 1, got {self.vocab_size}")
-        _require(self.cell in CELLS, f"--model must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        _require(
+            self.cell in CELLS, f"--model must be one of {', '.join(CELLS)}, got {self.cell!r}"
+        )
         _require(self.num_layers >= 1, f"--layers must be at least 1, got {self.num_layers}")
         _require(self.hidden_size >= 1, f"--hidden must be at least 1, got {self.hidden_size}")
         _require(
@@ -96,7 +98,9 @@ class TrainConfig:
             self.device in DEVICES or self.device.startswith("cuda:"),
             f"--device must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}",
         )
-        _require(self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}")
+        _require(
+            self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"
+        )
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -140,14 +144,14 @@ class SampleConfig:
             f"--temperature must be a positive number, got {self.temperature} "
             "(for the most likely character every time, use --greedy)",
         )
-        _require(self.top_k is None or self.top_k >= 1, f"--top-k must be at least 1, got {self.top_k}")
+        _require(
+            self.top_k is None or self.top_k >= 1, f"--top-k must be at least 1, got {self.top_k}"
+        )
         _require(
             self.top_p is None or 0.0 < self.top_p <= 1.0,
             f"--top-p must be in (0, 1], got {self.top_p}",
         )
-        _require(
-            self.num_samples >= 1, f"--num-samples must be at least 1, got {self.num_samples}"
-        )
+        _require(self.num_samples >= 1, f"--num-samples must be at least 1, got {self.num_samples}")
         _require(
             self.seed is None or 0 <= self.seed <= 2**63 - self.num_samples,
             f"--seed must be between 0 and 2**63 - num_samples, got {self.seed}",

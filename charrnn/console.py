@@ -61,7 +61,9 @@ def info(message: str) -> None:
 class TrainDisplay:
     """Shows training: a live bar on a terminal, plain log lines otherwise, nothing if quiet."""
 
-    def __init__(self, quiet: bool = False, console: Console = err_console, log_interval_s: float = 10.0):
+    def __init__(
+        self, quiet: bool = False, console: Console = err_console, log_interval_s: float = 10.0
+    ):
         self.console = console
         self.quiet = quiet
         self.live = console.is_terminal and not quiet
@@ -106,7 +108,9 @@ class TrainDisplay:
             soft_wrap=True,
         )
         if self.progress is not None:
-            self.task = self.progress.add_task("train", total=event.max_steps, completed=event.start_step, stats="")
+            self.task = self.progress.add_task(
+                "train", total=event.max_steps, completed=event.start_step, stats=""
+            )
 
     def _step(self, event: StepReport) -> None:
         stats = (
@@ -166,8 +170,10 @@ SAMPLE_SEPARATOR = "---"  # the line between samples on stdout (plain output onl
 def styled_output(stream: TextIO) -> bool:
     """ANSI styles only on a terminal, and never with NO_COLOR set or TERM=dumb."""
     isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty()) and "NO_COLOR" not in os.environ and (
-        os.environ.get("TERM") != "dumb"
+    return (
+        bool(isatty and isatty())
+        and "NO_COLOR" not in os.environ
+        and (os.environ.get("TERM") != "dumb")
     )
 
 
@@ -200,9 +206,14 @@ class SampleWriter:
     def finish(self, samples: list[Sample]) -> None:
         if self.as_json:
             for sample in samples:
-                record = {"text": sample.text, "prime": sample.prime, "seed": sample.seed,
-                          "logprob": sample.logprob, "chars": sample.chars,
-                          "stopped": sample.stopped}
+                record = {
+                    "text": sample.text,
+                    "prime": sample.prime,
+                    "seed": sample.seed,
+                    "logprob": sample.logprob,
+                    "chars": sample.chars,
+                    "stopped": sample.stopped,
+                }
                 self._write(json.dumps(record, ensure_ascii=False) + "\n")
             return
         for sample in samples[1:]:
@@ -265,7 +276,10 @@ def _number(value: float, digits: int = 4) -> str:
 # A tab-separated row is one line of cells: the text's own tabs, newlines, backslashes and other
 # control characters (ESC would reach a terminal through `cat`) are written as escapes.
 _TSV_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 0x7F)} | {
-    ord("\\"): "\\\\", ord("\t"): "\\t", ord("\r"): "\\r", ord("\n"): "\\n"
+    ord("\\"): "\\\\",
+    ord("\t"): "\\t",
+    ord("\r"): "\\r",
+    ord("\n"): "\\n",
 }
 
 

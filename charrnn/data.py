@@ -112,8 +112,15 @@ class RandomWindows:
 
     stateful = False
 
-    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator):
-        self.ids, self.batch_size, self.seq_len, self.generator = ids, batch_size, seq_len, generator
+    def __init__(
+        self, ids: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator
+    ):
+        self.ids, self.batch_size, self.seq_len, self.generator = (
+            ids,
+            batch_size,
+            seq_len,
+            generator,
+        )
         self.offsets = torch.arange(seq_len + 1, device=ids.device)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -150,7 +157,9 @@ class StatefulWindows:
         return self.inputs[:, start:end], self.targets[:, start:end], index == 0
 
 
-def validation_streams(ids: torch.Tensor, max_streams: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+def validation_streams(
+    ids: torch.Tensor, max_streams: int, seq_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole validation text as (inputs, targets) of shape (S, L), S streams read in order.
 
     Streams are at least a few windows long so that most predictions see context.

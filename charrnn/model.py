@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 import torch
 from torch import nn
 
 from .config import ModelConfig
 
 # An LSTM's state is (h, c); a GRU's or vanilla RNN's is h. Each is (layers, B, hidden).
-State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 _CORES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 

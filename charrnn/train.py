@@ -90,7 +90,9 @@ def learning_rate(config: TrainConfig, step: int, elapsed_s: float) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: CharRNN, inputs: torch.Tensor, targets: torch.Tensor, chunk: int, bf16: bool) -> float:
+def evaluate(
+    model: CharRNN, inputs: torch.Tensor, targets: torch.Tensor, chunk: int, bf16: bool
+) -> float:
     """Mean loss (nats per character) over the whole validation streams, state carried."""
     was_training = model.training
     model.eval()
@@ -169,7 +171,11 @@ def train(
     emit = on_event or (lambda event: None)
     stop_requested = should_stop or (lambda: False)
     out_dir = Path(out_dir)
-    best_path, last_path, metrics_path = out_dir / "best.pt", out_dir / "last.pt", out_dir / "metrics.jsonl"
+    best_path, last_path, metrics_path = (
+        out_dir / "best.pt",
+        out_dir / "last.pt",
+        out_dir / "metrics.jsonl",
+    )
     if resume is None and not overwrite and (best_path.exists() or last_path.exists()):
         raise ConfigError(
             f"{out_dir} already holds a run; continue it with --resume {last_path}, "
@@ -193,7 +199,9 @@ def train(
         model_config = resume.model_config
     else:
         vocab = Vocab.from_text(corpus.text)
-        model_config = replace(model_config or ModelConfig(vocab_size=len(vocab)), vocab_size=len(vocab))
+        model_config = replace(
+            model_config or ModelConfig(vocab_size=len(vocab)), vocab_size=len(vocab)
+        )
 
     torch.manual_seed(config.seed)
     ids = torch.tensor(vocab.encode(corpus.text), dtype=torch.long)
@@ -212,7 +220,9 @@ def train(
 
     data_generator = torch.Generator().manual_seed(config.seed)
     if config.windows == "stateful":
-        windows: RandomWindows | StatefulWindows = StatefulWindows(train_ids, config.batch_size, config.seq_len)
+        windows: RandomWindows | StatefulWindows = StatefulWindows(
+            train_ids, config.batch_size, config.seq_len
+        )
     else:
         windows = RandomWindows(train_ids, config.batch_size, config.seq_len, data_generator)
     chars_per_step = config.batch_size * config.seq_len
@@ -326,7 +336,9 @@ def train(
             "train_loss": last_train_loss,
             "val_loss": last_val_loss,
             "best_val_loss": best_val_loss,
-            "chars_per_s": round((step - session_start_step) * chars_per_step / max(now - prior_elapsed, 1e-9), 1),
+            "chars_per_s": round(
+                (step - session_start_step) * chars_per_step / max(now - prior_elapsed, 1e-9), 1
+            ),
             "lr": lr,
         }
         with metrics_path.open("a", encoding="utf-8") as handle:
@@ -375,11 +387,27 @@ def train(
             eta = (config.max_steps - step) * chars_per_step / speed if speed > 0 else None
             if config.max_time is not None:
                 eta = min(eta if eta is not None else math.inf, max(0.0, config.max_time - now))
-            emit(StepReport(step, config.max_steps, last_train_loss, lr, speed, now, eta, last_val_loss, best_val_loss))
+            emit(
+                StepReport(
+                    step,
+                    config.max_steps,
+                    last_train_loss,
+                    lr,
+                    speed,
+                    now,
+                    eta,
+                    last_val_loss,
+                    best_val_loss,
+                )
+            )
 
         if evaluate_now:
             improved, metrics = run_evaluation(lr)
-            sample = preview(model, vocab, config.sample_chars, seed=config.seed + step) if config.sample_chars else ""
+            sample = (
+                preview(model, vocab, config.sample_chars, seed=config.seed + step)
+                if config.sample_chars
+                else ""
+            )
             emit(EvalReport(step, last_val_loss, best_val_loss, improved, sample, metrics))
             if config.patience is not None and evals_since_best >= config.patience:
                 stop_reason = "patience"

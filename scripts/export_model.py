@@ -17,7 +17,14 @@ def main(argv: list[str]) -> int:
         return 2
     source, target = Path(argv[0]), Path(argv[1])
     checkpoint = load_checkpoint(source)
-    save_checkpoint(target, checkpoint.model, checkpoint.vocab, checkpoint.train_config, checkpoint.info, half=True)
+    save_checkpoint(
+        target,
+        checkpoint.model,
+        checkpoint.vocab,
+        checkpoint.train_config,
+        checkpoint.info,
+        half=True,
+    )
     print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) from {source}", file=sys.stderr)
     return 0
 

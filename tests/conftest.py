@@ -33,13 +33,25 @@ def tiny_corpus(tmp_path: Path) -> Path:
     return path
 
 
-def make_checkpoint(path: Path, cell: str = "lstm", seed: int = 0, text: str = TINY_TEXT,
-                    hidden_size: int = 16, num_layers: int = 2) -> Path:
+def make_checkpoint(
+    path: Path,
+    cell: str = "lstm",
+    seed: int = 0,
+    text: str = TINY_TEXT,
+    hidden_size: int = 16,
+    num_layers: int = 2,
+) -> Path:
     """A randomly initialised tiny model over `text`'s vocabulary, saved as a checkpoint."""
     torch.manual_seed(seed)
     vocab = Vocab.from_text(text)
-    config = ModelConfig(vocab_size=len(vocab), cell=cell, num_layers=num_layers,
-                         hidden_size=hidden_size, embedding_size=8, dropout=0.0)
+    config = ModelConfig(
+        vocab_size=len(vocab),
+        cell=cell,
+        num_layers=num_layers,
+        hidden_size=hidden_size,
+        embedding_size=8,
+        dropout=0.0,
+    )
     model = CharRNN(config)
     return save_checkpoint(path, model, vocab, TrainConfig(), {"step": 0, "corpus": ["tiny.txt"]})
 

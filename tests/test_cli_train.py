@@ -28,6 +28,8 @@ runner = CliRunner()
 
 # A tiny, fast model; every run below uses it unless it says otherwise.
 TINY = [
+    "--dropout",
+    "0.1",
     "--layers",
     "1",
     "--hidden",
@@ -273,7 +275,7 @@ def test_a_bad_corpus_is_one_clear_line_and_exit_1(tmp_path, kind, message):
         ("--max-time", "-5", "--max-time must be positive, got -5.0"),
         ("--patience", "0", "--patience must be at least 1, got 0"),
         ("--lr", "0", "--lr must be positive, got 0.0"),
-        ("--device", "tpu", "--device must be one of auto, cpu, cuda, mps"),
+        ("--device", "tpu", "--device must be one of auto, cpu, cuda, mps (or cuda:N), got 'tpu'"),
     ],
 )
 def test_nonsense_options_are_usage_errors(tmp_path, tiny_corpus, option, value, message):

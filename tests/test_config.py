@@ -24,7 +24,9 @@ def test_gpu_uses_dataclass_defaults():
 
 
 def test_user_options_win_over_device_defaults():
-    model, train = build_configs("cpu", {"hidden_size": 48, "dropout": 0.3}, {"lr": 1e-4, "seq_len": 32})
+    model, train = build_configs(
+        "cpu", {"hidden_size": 48, "dropout": 0.3}, {"lr": 1e-4, "seq_len": 32}
+    )
     assert (model.hidden_size, model.dropout) == (48, 0.3)
     assert (train.lr, train.seq_len) == (1e-4, 32)
 
@@ -44,8 +46,24 @@ def test_cli_train_uses_cpu_defaults(tmp_path, tiny_corpus):
 
     out = tmp_path / "run"
     result = CliRunner().invoke(
-        app, ["train", str(tiny_corpus), "--out", str(out), "--device", "cpu", "--max-steps", "2",
-              "--eval-every", "2", "--seq-len", "16", "--sample-chars", "0", "-q"],
+        app,
+        [
+            "train",
+            str(tiny_corpus),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--max-steps",
+            "2",
+            "--eval-every",
+            "2",
+            "--seq-len",
+            "16",
+            "--sample-chars",
+            "0",
+            "-q",
+        ],
     )
     assert result.exit_code == 0, result.output
     loaded = load_checkpoint(out / "best.pt")
