@@ -13,3 +13,4 @@ charrnn train corpora/shakespeare.txt --out runs/shakespeare-default --force \
   --seq-len 128 --batch-size 32 --windows stateful --lr 3e-3 --warmup 200 \
   --weight-decay 0.01 --eval-every 1000 --max-time 3600 --seed 1337 "$@"
 python scripts/export_model.py runs/shakespeare-default/best.pt checkpoints/shakespeare.pt
+python scripts/model_card.py checkpoints/shakespeare.pt

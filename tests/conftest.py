@@ -65,3 +65,12 @@ def tiny_checkpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 @pytest.fixture
 def lstm_checkpoint(tmp_path: Path) -> Path:
     return make_checkpoint(tmp_path / "lstm.pt", cell="lstm")
+
+
+@pytest.fixture(autouse=True)
+def one_cpu_thread():
+    """Tiny models run fastest on one thread; more threads thrash on a busy 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -22,15 +22,6 @@ ANSI = "\x1b["
 PRIME = "To be"
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Tiny models run fastest on one thread; more threads thrash on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def invoke(*args: str | Path):
     return runner.invoke(app, ["sample", *map(str, args)])
 

@@ -33,15 +33,6 @@ TEXT = "To be, or not to be\nthat is the question:\n\nWhether 'tis nobler"
 FIELDS = ["line", "text", "chars", "unknown", "logprob", "log10prob", "bits_per_char", "perplexity"]
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Tiny models run fastest on one thread; more threads thrash on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def text_file(tmp_path: Path) -> Path:
     path = tmp_path / "lines.txt"

@@ -50,15 +50,6 @@ TINY = [
 ANSI = "\x1b["
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Tiny models run fastest on one thread; more threads thrash on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def invoke(*args: str | Path):
     result = runner.invoke(app, [str(a) for a in args])
     for stream in (result.stdout, result.stderr):

@@ -30,15 +30,6 @@ from charrnn.stepper import Stepper
 PRIME = "To be, or not"
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Tiny steps run fastest on one thread; more threads thrash on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def peaked(checkpoint_path: Path, sharpness: float = 6.0) -> Checkpoint:
     """A loaded tiny checkpoint whose output layer is scaled up, so its next-character
     distributions are far from uniform and top-k/top-p/temperature make a visible difference."""

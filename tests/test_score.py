@@ -20,15 +20,6 @@ from charrnn.vocab import Vocab
 LINES = TINY_TEXT.splitlines(keepends=True)[:5]
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Tiny models run fastest on one thread; more threads thrash on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def step_by_step(model: CharRNN, vocab: Vocab, context: str, text: str) -> list[float]:
     """The reference: one character at a time through forward(), state carried, log-softmax of
     the next character; the context is read first and not scored."""

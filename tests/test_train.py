@@ -23,15 +23,6 @@ train_module = importlib.import_module("charrnn.train")
 METRIC_KEYS = {"step", "elapsed_s", "train_loss", "val_loss", "chars_per_s", "lr"}
 
 
-@pytest.fixture(autouse=True)
-def one_cpu_thread():
-    """Tiny models run fastest on one thread; more threads thrash on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def corpus(tiny_corpus: Path) -> Corpus:
     return read_corpus([tiny_corpus])
