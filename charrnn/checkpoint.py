@@ -129,7 +129,9 @@ def load_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> Che
             from_dict(TrainConfig, payload["train_config"]) if payload.get("train_config") else None
         )
         vocab = Vocab(payload["vocab"])
-        model = CharRNN(model_config)
+        # Building the model draws random initial weights; keep the caller's RNG untouched.
+        with torch.random.fork_rng(devices=[]):
+            model = CharRNN(model_config)
         model.load_state_dict(payload["model"])  # copies float16 weights into float32 params
     except (KeyError, TypeError, RuntimeError, ConfigError) as error:
         reason = str(error).splitlines()[0]

@@ -88,7 +88,8 @@ def read_corpus(paths: list[Path | str]) -> Corpus:
     text = "".join(parts)
     if not text:
         raise DataError(f"the corpus is empty: {', '.join(map(str, files))}")
-    return Corpus(text=text, sources=tuple(str(f) for f in files))
+    # Absolute paths, so a run can be resumed from any directory without naming its corpus.
+    return Corpus(text=text, sources=tuple(str(f.resolve()) for f in files))
 
 
 def split_ids(ids: torch.Tensor, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -230,3 +230,14 @@ def test_a_checkpoint_saved_from_cuda_loads_on_cpu(tmp_path):
     torch.testing.assert_close(logits_of(loaded.model, vocab), expected, rtol=1e-5, atol=1e-5)
     on_gpu = load_checkpoint(path, device="cuda")
     assert on_gpu.model.head.weight.device.type == "cuda"
+
+
+def test_loading_leaves_the_global_rng_alone(tmp_path):
+    from conftest import make_checkpoint
+
+    path = make_checkpoint(tmp_path / "m.pt")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    load_checkpoint(path)
+    assert torch.equal(torch.rand(3), expected)

@@ -556,3 +556,19 @@ def test_info_on_a_foreign_file_is_one_line_and_exit_1(tmp_path):
     assert result.stderr.splitlines() == [
         f"error: {path} is not a readable checkpoint (not a PyTorch checkpoint file, or truncated)"
     ]
+
+
+def test_resume_without_naming_the_corpus_from_another_directory(
+    tmp_path, tiny_corpus, monkeypatch
+):
+    out = tmp_path / "run"
+    first = invoke(
+        "train", tiny_corpus, "--out", out, *TINY, "--max-steps", "2", "--eval-every", "2", "-q"
+    )
+    assert first.exit_code == 0, first.output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    resumed = invoke("train", "--resume", out / "last.pt", "--max-steps", "4", "-q")
+    assert resumed.exit_code == 0, resumed.output
+    assert load_checkpoint(out / "last.pt").info["step"] == 4
