@@ -28,6 +28,8 @@ runner = CliRunner()
 
 # A tiny, fast model; every run below uses it unless it says otherwise.
 TINY = [
+    "--model",
+    "lstm",
     "--dropout",
     "0.1",
     "--layers",
