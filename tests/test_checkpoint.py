@@ -241,3 +241,14 @@ def test_loading_leaves_the_global_rng_alone(tmp_path):
     torch.manual_seed(123)
     load_checkpoint(path)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_saved_checkpoint_gets_ordinary_file_permissions(tmp_path):
+    from conftest import make_checkpoint
+
+    umask = os.umask(0o022)
+    try:
+        path = make_checkpoint(tmp_path / "m.pt")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
