@@ -24,11 +24,19 @@ def card(path: Path) -> str:
     options = " ".join(
         f"--{name.replace('_', '-')} {value}"
         for name, value in (
-            ("model", model.cell), ("layers", model.num_layers), ("hidden", model.hidden_size),
-            ("embedding", model.embedding_size), ("dropout", model.dropout),
-            ("seq-len", train.seq_len), ("batch-size", train.batch_size),
-            ("windows", train.windows), ("lr", train.lr), ("warmup", train.warmup_steps),
-            ("weight-decay", train.weight_decay), ("max-time", train.max_time), ("seed", train.seed),
+            ("model", model.cell),
+            ("layers", model.num_layers),
+            ("hidden", model.hidden_size),
+            ("embedding", model.embedding_size),
+            ("dropout", model.dropout),
+            ("seq-len", train.seq_len),
+            ("batch-size", train.batch_size),
+            ("windows", train.windows),
+            ("lr", train.lr),
+            ("warmup", train.warmup_steps),
+            ("weight-decay", train.weight_decay),
+            ("max-time", train.max_time),
+            ("seed", train.seed),
         )
     )
     return f"""# The shipped model: `shakespeare.pt`
@@ -37,13 +45,13 @@ def card(path: Path) -> str:
 
 | | |
 | --- | --- |
-| corpus | `corpora/shakespeare.txt`, {info['corpus_chars']:,} characters, sha256 `{info['corpus_sha256']}` |
+| corpus | `corpora/shakespeare.txt`, {info["corpus_chars"]:,} characters, sha256 `{info["corpus_sha256"]}` |
 | split | the last {train.val_fraction:.0%} of the corpus (the end of the works, The Winter's Tale) validates |
 | model | {model.cell.upper()}, {model.num_layers} layers x {model.hidden_size} hidden units, embedding {model.embedding_size}, dropout {model.dropout} |
 | parameters | {loaded.model.num_parameters():,} |
 | vocabulary | {len(loaded.vocab)} characters |
-| training | {info['step']:,} steps of {train.batch_size} x {train.seq_len} characters ({train.windows} windows), {info['elapsed_s'] / 60:.0f} minutes on {info['device']} ({info['precision']}) |
-| best val loss | **{best:.4f} nats ({best / math.log(2):.4f} bits) per character**, at step {info['step']:,} |
+| training | {info["step"]:,} steps of {train.batch_size} x {train.seq_len} characters ({train.windows} windows), {info["elapsed_s"] / 60:.0f} minutes on {info["device"]} ({info["precision"]}) |
+| best val loss | **{best:.4f} nats ({best / math.log(2):.4f} bits) per character**, at step {info["step"]:,} |
 | file | {path.stat().st_size / 1e6:.1f} MB: weights stored in float16 (converted to float32 on load), no optimizer state |
 
 ## Recipe
@@ -55,7 +63,7 @@ The script trains with `charrnn train` and exports `best.pt` with `scripts/expor
 It uses one CPU thread (`OMP_NUM_THREADS=1`), because this model was trained on a 2-core machine
 shared with other work; on an idle machine or a GPU, set `OMP_NUM_THREADS` or pass `--device cuda`
 (extra options are passed to `charrnn train`). With a fixed time budget, the figures depend on the
-machine's speed: the loss above is what {info['elapsed_s'] / 60:.0f} minutes on this machine reached.
+machine's speed: the loss above is what {info["elapsed_s"] / 60:.0f} minutes on this machine reached.
 
 ## An unedited sample
 `charrnn sample --seed {SAMPLE_SEED} -n 600 --temperature 0.8`:
