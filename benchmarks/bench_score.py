@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import string
 import time
 from pathlib import Path
@@ -89,18 +88,6 @@ def parse_args() -> argparse.Namespace:
         "--out", type=Path, help="JSON file [default: benchmarks/results/score-<device>.json]"
     )
     return parser.parse_args()
-
-
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    if text.strip() == "none":
-        return []
-    sizes = []
-    for item in text.split(","):
-        match = re.fullmatch(r"(\d+)x(\d+)", item.strip())
-        if not match:
-            common.fail(f"--sizes takes LAYERSxHIDDEN items such as 2x512, got {item!r}", 2)
-        sizes.append((int(match[1]), int(match[2])))
-    return sizes
 
 
 def random_text(chars: int, seed: int = 0) -> str:
@@ -203,7 +190,7 @@ def main() -> None:
 
     models: list[tuple[str, CharRNN, Vocab]] = []
     vocab = Vocab(ALPHABET + "".join(sorted(set(text) - set(ALPHABET))))
-    for layers, hidden in parse_sizes(args.sizes):
+    for layers, hidden in common.parse_sizes(args.sizes):
         torch.manual_seed(0)
         model_config = ModelConfig(
             vocab_size=len(vocab), num_layers=layers, hidden_size=hidden, dropout=0.0

@@ -24,7 +24,7 @@ from charrnn import ModelConfig, TrainConfig, read_corpus, train
 from charrnn.config import build_configs as charrnn_build_configs
 from charrnn.device import resolve_device, use_bf16
 from charrnn.errors import CharRNNError
-from charrnn.train import EvalReport, Event, TrainStart
+from charrnn.events import EvalReport, Event, TrainStart
 
 LOSS_MARKS = (1.60, 1.50, 1.45, 1.40)
 MARK_KEYS = tuple(f"{mark:.2f}" for mark in LOSS_MARKS)  # "1.60", ...: JSON keys

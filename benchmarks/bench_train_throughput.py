@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import string
 import tempfile
 import time
@@ -26,7 +25,7 @@ from charrnn import Corpus, ModelConfig, TrainConfig, train
 from charrnn.config import CELLS
 from charrnn.device import resolve_device, use_bf16
 from charrnn.errors import CharRNNError
-from charrnn.train import Event, StepReport, TrainStart
+from charrnn.events import Event, StepReport, TrainStart
 
 ALL_SIZES = ("2x128", "2x512", "3x512", "3x1024")
 CPU_SIZES = ("2x128", "2x512")  # the bigger ones take minutes per step window on a few cores
@@ -90,16 +89,6 @@ def parse_args() -> argparse.Namespace:
         "--warmup-seconds", type=float, default=2.0, help="untimed seconds first [default: 2]"
     )
     return parser.parse_args()
-
-
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    sizes = []
-    for item in text.split(","):
-        match = re.fullmatch(r"(\d+)x(\d+)", item.strip())
-        if not match:
-            common.fail(f"--sizes takes LAYERSxHIDDEN items such as 2x512, got {item!r}", 2)
-        sizes.append((int(match[1]), int(match[2])))
-    return sizes
 
 
 def parse_list(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
@@ -190,7 +179,7 @@ def main() -> None:
     except CharRNNError as problem:
         common.fail(str(problem), problem.exit_code)
     cuda = device.type == "cuda"
-    sizes = parse_sizes(args.sizes or ",".join(ALL_SIZES if cuda else CPU_SIZES))
+    sizes = common.parse_sizes(args.sizes or ",".join(ALL_SIZES if cuda else CPU_SIZES))
     precisions = parse_list(
         args.precisions or ("fp32,bf16" if cuda else "fp32"), tuple(DTYPES), "--precisions"
     )

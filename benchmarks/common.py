@@ -282,3 +282,16 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """'2x128,3x512' as [(2, 128), (3, 512)]; 'none' as no sizes."""
+    if text.strip() == "none":
+        return []
+    sizes = []
+    for item in text.split(","):
+        match = re.fullmatch(r"(\d+)x(\d+)", item.strip())
+        if not match:
+            fail(f"--sizes takes LAYERSxHIDDEN items such as 2x512, got {item!r}", 2)
+        sizes.append((int(match[1]), int(match[2])))
+    return sizes

@@ -6,6 +6,7 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E4
 from .config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
 from .data import Corpus, read_corpus  # noqa: E402
 from .errors import CharRNNError  # noqa: E402
+from .events import TrainResult  # noqa: E402
 from .model import CharRNN  # noqa: E402
 from .sampling import (  # noqa: E402
     Generation,
@@ -17,7 +18,7 @@ from .sampling import (  # noqa: E402
     stream_text,
 )
 from .score import LinesScore, ScoreConfig, ScoreSummary, TextScore, score, score_lines  # noqa: E402
-from .train import TrainResult, train  # noqa: E402
+from .train import train  # noqa: E402
 from .vocab import Vocab  # noqa: E402
 
 __all__ = [

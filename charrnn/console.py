@@ -23,9 +23,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
 from .sampling import Piece, Sample
 from .score import ScoreSummary, TextScore
-from .train import EvalReport, Event, StepReport, TrainResult, TrainStart
 
 err_console = Console(stderr=True, highlight=False)
 

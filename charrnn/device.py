@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .errors import DeviceError
@@ -40,3 +42,10 @@ def use_bf16(device: torch.device, precision: str) -> bool:
             raise DeviceError("--precision bf16 needs a CUDA device")
         return True
     return precision == "auto" and device.type == "cuda"
+
+
+def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast when asked for, else nothing (fp32)."""
+    if bf16:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()

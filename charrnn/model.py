@@ -66,3 +66,22 @@ def select_state(state: State, index: torch.Tensor | slice) -> State:
     if isinstance(state, tuple):
         return tuple(s[:, index] for s in state)  # type: ignore[return-value]
     return state[:, index]
+
+
+def state_to_cpu(state: State | None) -> list[torch.Tensor] | None:
+    """The state as a list of CPU tensors, as a checkpoint stores it."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return [s.detach().cpu() for s in state]
+    return [state.detach().cpu()]
+
+
+def state_from_saved(
+    saved: list[torch.Tensor] | None, cell: str, device: torch.device
+) -> State | None:
+    """The inverse of state_to_cpu."""
+    if not saved:
+        return None
+    tensors = [s.to(device) for s in saved]
+    return tuple(tensors) if cell == "lstm" else tensors[0]  # type: ignore[return-value]

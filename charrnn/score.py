@@ -14,7 +14,6 @@ every sum (as KenLM reports perplexity without OOVs); their per-character log-pr
 from __future__ import annotations
 
 import bisect
-import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import PRECISIONS
-from .device import resolve_device, use_bf16
+from .device import autocast, resolve_device, use_bf16
 from .errors import ConfigError, VocabError
 from .model import CharRNN, State
 from .vocab import Vocab, describe_chars
@@ -302,12 +301,6 @@ def _context_ids(vocab: Vocab, context: str) -> list[int]:
 # --- running the model ------------------------------------------------------------------------
 
 
-def _autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    if bf16:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _state_rows(state: State, rows: int) -> State:
     """The state of `rows` sequences: a single row (the context's) repeated, or the first rows
     of a batch (the sequences still running). cuDNN wants each tensor contiguous."""
@@ -357,7 +350,7 @@ def _run_batches(
     # The last slot swallows the padding's writes, so no mask ever has to be read back.
     out = torch.full((size + 1,), math.nan, device=device)
     state: State = model.initial_state(1, device)
-    with _autocast(device, bf16):
+    with autocast(device, bf16):
         for piece in context[:-1].split(config.chunk_len) if len(context) > 1 else ():
             _, state = model(piece[None], state)
 
@@ -380,7 +373,7 @@ def _run_batches(
             if begin == 0:
                 inputs[:, 0] = context[-1]
             targets = flat[positions.clamp(max=size - 1)]
-            with _autocast(device, bf16):
+            with autocast(device, bf16):
                 logits, batch_state = model(inputs, batch_state)  # (B, T, V)
             logprobs = logits.float().log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)
             scored = (columns < lengths[:active]) & (columns >= skips[:active])

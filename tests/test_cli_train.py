@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import app
 from charrnn.console import TrainDisplay
-from charrnn.train import EvalReport, StepReport, TrainStart
+from charrnn.events import EvalReport, StepReport, TrainStart
 
 runner = CliRunner()
 

@@ -15,7 +15,8 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Corpus, read_corpus
 from charrnn.errors import CheckpointError, ConfigError, TrainingDiverged
-from charrnn.train import EvalReport, StepReport, TrainStart, learning_rate, train
+from charrnn.events import EvalReport, StepReport, TrainStart
+from charrnn.train import learning_rate, train
 
 # `charrnn.train` is the re-exported function, so reach the module itself for monkeypatching.
 train_module = importlib.import_module("charrnn.train")
