@@ -19,7 +19,14 @@ import typer
 
 from . import resources
 from .checkpoint import load_checkpoint, resolve_checkpoint_path
-from .config import DEVICE_DEFAULTS, ModelConfig, SampleConfig, TrainConfig, build_configs
+from .config import (
+    DEVICE_DEFAULTS,
+    ModelConfig,
+    SampleConfig,
+    TrainConfig,
+    build_configs,
+    resume_config,
+)
 from .console import (
     LN2,
     TABLE_MAX_ROWS,
@@ -270,25 +277,7 @@ def train(
     checkpoint = None
     if resume is not None:
         checkpoint = load_checkpoint(resolve_checkpoint_path(resume, "last.pt"))
-        if model_options:
-            # Name the options as the user typed them, not the config fields behind them.
-            flags = {
-                "cell": "--model",
-                "num_layers": "--layers",
-                "hidden_size": "--hidden",
-                "embedding_size": "--embedding",
-                "dropout": "--dropout",
-            }
-            given = [flag for name, flag in flags.items() if name in model_options]
-            raise ConfigError(
-                "the model's shape cannot change on --resume; drop " + ", ".join(given)
-            )
-        fixed = {"seq_len", "batch_size", "windows", "val_fraction", "seed"} & train_options.keys()
-        if fixed:
-            flags_fixed = sorted("--" + name.replace("_", "-") for name in fixed)
-            raise ConfigError("these options cannot change on --resume: " + ", ".join(flags_fixed))
-        base = checkpoint.train_config or TrainConfig()
-        config = dataclasses.replace(base, **train_options)
+        config = resume_config(checkpoint.train_config, model_options, train_options)
         sources = corpus or [Path(p) for p in checkpoint.info.get("corpus", [])]
         out_dir = out or checkpoint.path.parent
     else:

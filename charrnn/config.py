@@ -195,3 +195,30 @@ def build_configs(
     model_values = {"vocab_size": 1, **defaults.get("model", {}), **model_options}
     train_values = {**defaults.get("train", {}), **train_options}
     return ModelConfig(**model_values), TrainConfig(**train_values)
+
+
+# What a resumed run must keep: changing these would make it a different run, not a continuation.
+FIXED_ON_RESUME = ("seq_len", "batch_size", "windows", "val_fraction", "seed")
+MODEL_FLAGS = {
+    "cell": "--model",
+    "num_layers": "--layers",
+    "hidden_size": "--hidden",
+    "embedding_size": "--embedding",
+    "dropout": "--dropout",
+}
+
+
+def resume_config(
+    saved: TrainConfig | None, model_options: dict[str, Any], train_options: dict[str, Any]
+) -> TrainConfig:
+    """The config for a resumed run: the saved one with the options that may change on resume
+    (time and step limits, learning rate, evaluation, device...); the rest is an error."""
+    if model_options:
+        given = [flag for name, flag in MODEL_FLAGS.items() if name in model_options]
+        raise ConfigError("the model's shape cannot change on --resume; drop " + ", ".join(given))
+    fixed = sorted(
+        "--" + name.replace("_", "-") for name in FIXED_ON_RESUME if name in train_options
+    )
+    if fixed:
+        raise ConfigError("these options cannot change on --resume: " + ", ".join(fixed))
+    return dataclasses.replace(saved or TrainConfig(), **train_options)

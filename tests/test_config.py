@@ -2,7 +2,7 @@
 
 import pytest
 
-from charrnn.config import DEVICE_DEFAULTS, ModelConfig, TrainConfig, build_configs
+from charrnn.config import DEVICE_DEFAULTS, ModelConfig, TrainConfig, build_configs, resume_config
 from charrnn.errors import ConfigError
 
 
@@ -69,3 +69,18 @@ def test_cli_train_uses_cpu_defaults(tmp_path, tiny_corpus):
     loaded = load_checkpoint(out / "best.pt")
     assert loaded.model_config.hidden_size == DEVICE_DEFAULTS["cpu"]["model"]["hidden_size"]
     assert loaded.train_config.lr == DEVICE_DEFAULTS["cpu"]["train"]["lr"]
+
+
+def test_resume_config_keeps_saved_values_and_takes_allowed_changes():
+    saved = TrainConfig(seq_len=32, batch_size=8, lr=1e-3, max_steps=100, seed=7)
+    resumed = resume_config(saved, {}, {"max_steps": 300, "lr": 5e-4})
+    assert (resumed.seq_len, resumed.batch_size, resumed.seed) == (32, 8, 7)
+    assert (resumed.max_steps, resumed.lr) == (300, 5e-4)
+
+
+def test_resume_config_refuses_changes_that_make_another_run():
+    saved = TrainConfig()
+    with pytest.raises(ConfigError, match="--hidden"):
+        resume_config(saved, {"hidden_size": 64}, {})
+    with pytest.raises(ConfigError, match="--batch-size, --seq-len"):
+        resume_config(saved, {}, {"seq_len": 16, "batch_size": 4, "lr": 1e-3})
