@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import common
+import torch
 
 from charrnn import ModelConfig, TrainConfig, read_corpus, train
 from charrnn.config import build_configs as charrnn_build_configs
@@ -164,7 +165,9 @@ def run_once(
         corpus = read_corpus([corpus_path])
         # The same rule as `charrnn train`: given options, else the device's defaults.
         device = resolve_device(train_options.get("device", "auto"))
-        model_config, config = charrnn_build_configs(device.type, model_options, train_options)
+        model_config, config = charrnn_build_configs(
+            device.type, model_options, train_options, cpu_threads=torch.get_num_threads()
+        )
         with tempfile.TemporaryDirectory(prefix="charrnn-bench-") as out_dir:
             result = train(corpus, model_config, config, out_dir, on_event=on_event)
     except CharRNNError as problem:

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import typer
 
 from . import resources
 from .checkpoint import load_checkpoint, resolve_checkpoint_path
 from .config import (
+    CPU_MULTITHREAD_MODEL,
     DEVICE_DEFAULTS,
     ModelConfig,
     SampleConfig,
@@ -75,6 +77,8 @@ def _help(text: str, cls: type, name: str) -> str:
     part = "model" if cls is ModelConfig else "train"
     on_cpu = DEVICE_DEFAULTS["cpu"].get(part, {})
     cpu_note = f"; on CPU: {on_cpu[name]}" if name in on_cpu else ""
+    if part == "model" and name in CPU_MULTITHREAD_MODEL:
+        cpu_note += f" on one thread, {CPU_MULTITHREAD_MODEL[name]} on two or more"
     return f"{text} [default: {_default(cls, name)}{cpu_note}]"
 
 
@@ -282,7 +286,9 @@ def train(
         out_dir = out or checkpoint.path.parent
     else:
         device_type = resolve_device(train_options.get("device", "auto")).type
-        model_config, config = build_configs(device_type, model_options, train_options)
+        model_config, config = build_configs(
+            device_type, model_options, train_options, cpu_threads=torch.get_num_threads()
+        )
         if not corpus:
             corpus = [resources.default_corpus_path()]
             info(f"no corpus given: training on the shipped Shakespeare corpus ({corpus[0]})")
@@ -445,7 +451,7 @@ def sample_command(
         str | None,
         typer.Option(
             help=_help(
-                "Weights for CPU sampling: auto (fp16 for models over 8 MB, where it is faster), fp32, fp16 or int8.",
+                "Weights for CPU sampling: auto (fp16 for models over 4 MB, where it is faster), fp32, fp16 or int8.",
                 SampleConfig,
                 "precision",
             )

@@ -1,8 +1,16 @@
 """Device-aware defaults: a user's option always wins, then the device's default, then the dataclass's."""
 
 import pytest
+import torch
 
-from charrnn.config import DEVICE_DEFAULTS, ModelConfig, TrainConfig, build_configs, resume_config
+from charrnn.config import (
+    CPU_MULTITHREAD_MODEL,
+    DEVICE_DEFAULTS,
+    ModelConfig,
+    TrainConfig,
+    build_configs,
+    resume_config,
+)
 from charrnn.errors import ConfigError
 
 
@@ -38,12 +46,25 @@ def test_bad_options_still_rejected():
         build_configs("cuda", {"dropout": 1.0}, {})
 
 
-def test_cli_train_uses_cpu_defaults(tmp_path, tiny_corpus):
+def test_more_cpu_threads_pick_a_wider_model():
+    one, _ = build_configs("cpu", {}, {}, cpu_threads=1)
+    two, _ = build_configs("cpu", {}, {}, cpu_threads=2)
+    assert one.hidden_size == DEVICE_DEFAULTS["cpu"]["model"]["hidden_size"]
+    assert two.hidden_size == CPU_MULTITHREAD_MODEL["hidden_size"] > one.hidden_size
+    assert (two.cell, two.num_layers) == (one.cell, one.num_layers)
+    # The user's option still wins, and a GPU ignores CPU threads.
+    assert build_configs("cpu", {"hidden_size": 64}, {}, cpu_threads=2)[0].hidden_size == 64
+    assert build_configs("cuda", {}, {}, cpu_threads=2)[0] == ModelConfig(vocab_size=1)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cli_train_uses_cpu_defaults_for_its_threads(tmp_path, tiny_corpus, threads):
     from typer.testing import CliRunner
 
     from charrnn.checkpoint import load_checkpoint
     from charrnn.cli import app
 
+    torch.set_num_threads(threads)  # the autouse fixture restores the previous count
     out = tmp_path / "run"
     result = CliRunner().invoke(
         app,
@@ -67,8 +88,10 @@ def test_cli_train_uses_cpu_defaults(tmp_path, tiny_corpus):
     )
     assert result.exit_code == 0, result.output
     loaded = load_checkpoint(out / "best.pt")
-    assert loaded.model_config.hidden_size == DEVICE_DEFAULTS["cpu"]["model"]["hidden_size"]
-    assert loaded.train_config.lr == DEVICE_DEFAULTS["cpu"]["train"]["lr"]
+    expected_model, expected_train = build_configs("cpu", {}, {}, cpu_threads=threads)
+    assert loaded.model_config.hidden_size == expected_model.hidden_size
+    assert loaded.model_config.cell == expected_model.cell
+    assert loaded.train_config.lr == expected_train.lr == DEVICE_DEFAULTS["cpu"]["train"]["lr"]
 
 
 def test_resume_config_keeps_saved_values_and_takes_allowed_changes():
