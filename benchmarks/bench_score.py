@@ -184,8 +184,7 @@ def main() -> None:
     info = common.describe_device(device)
     threads = torch.get_num_threads()
     common.log(f"device: {info['name']}, {threads} threads; measuring the matmul peak")
-    size = None if device.type == "cuda" else 2048
-    peak = common.matmul_flops(device, DTYPES[args.precision], size=size)
+    peak = common.matmul_flops(device, DTYPES[args.precision])
     common.log(f"{args.precision} matmul: {common.si(peak.median)}FLOP/s")
 
     models: list[tuple[str, CharRNN, Vocab]] = []

@@ -151,19 +151,20 @@ def matmul_flops(
     device: torch.device,
     dtype: torch.dtype,
     size: int | None = None,
-    repeats: int = 3,
+    repeats: int = 5,
     min_seconds: float = 0.25,
 ) -> Spread:
     """Achieved FLOP/s of a large square matmul: the compute ceiling a model can approach.
 
-    size: the matrices' side (default 8192 on a GPU, 1024 on a CPU).
+    size: the matrices' side (default 8192 on a GPU, 2048 on a CPU). Two untimed rounds first:
+    a cold CPU thread pool measured 30% low on the dev machine, which inflated every share.
     """
-    size = size or (8192 if device.type == "cuda" else 1024)
+    size = size or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
     run, calls = _repeated(lambda: a @ b, device, min_seconds)
     flops = 2 * size**3 * calls
-    return spread([flops / s for s in time_repeats(run, device, repeats, warmup=0)])
+    return spread([flops / s for s in time_repeats(run, device, repeats, warmup=2)])
 
 
 def copy_bandwidth(
