@@ -74,3 +74,13 @@ def one_cpu_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def write(path: Path, data: str | bytes) -> Path:
+    """Write a test file (text as UTF-8, or raw bytes), making its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        path.write_text(data, encoding="utf-8")
+    else:
+        path.write_bytes(data)
+    return path

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -58,15 +59,6 @@ def invoke(*args: str | Path):
         assert "Traceback" not in stream
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
-
-
-def write(path: Path, data: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        path.write_text(data, encoding="utf-8")
-    else:
-        path.write_bytes(data)
-    return path
 
 
 def same_weights(a: Path, b: Path) -> bool:

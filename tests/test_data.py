@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import write
 
 from charrnn.data import (
     RandomWindows,
@@ -17,16 +16,6 @@ from charrnn.data import (
     validation_streams,
 )
 from charrnn.errors import DataError
-
-
-def write(path: Path, data: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        path.write_text(data, encoding="utf-8")
-    else:
-        path.write_bytes(data)
-    return path
-
 
 # --- reading -------------------------------------------------------------------------------
 
