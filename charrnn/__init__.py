@@ -1,52 +1,63 @@
-"""charrnn: character-level RNN language models. Train, sample and score text."""
+"""charrnn: character-level RNN language models. Train, sample and score text.
 
-__version__ = "0.1.0"
+The public names below are imported on first use (PEP 562), so `import charrnn` and
+`charrnn --help` stay fast: only what touches a model imports torch.
+"""
 
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from .config import ModelConfig, SampleConfig, TrainConfig  # noqa: E402
-from .data import Corpus, read_corpus  # noqa: E402
-from .errors import CharRNNError  # noqa: E402
-from .events import TrainResult  # noqa: E402
-from .model import CharRNN  # noqa: E402
-from .sampling import (  # noqa: E402
-    Generation,
-    Piece,
-    Sample,
-    generate,
-    sample_text,
-    sample_texts,
-    stream_text,
-)
-from .score import LinesScore, ScoreConfig, ScoreSummary, TextScore, score, score_lines  # noqa: E402
-from .train import train  # noqa: E402
-from .vocab import Vocab  # noqa: E402
+from __future__ import annotations
 
-__all__ = [
-    "__version__",
-    "CharRNN",
-    "CharRNNError",
-    "Checkpoint",
-    "Corpus",
-    "Generation",
-    "LinesScore",
-    "ModelConfig",
-    "Piece",
-    "Sample",
-    "SampleConfig",
-    "ScoreConfig",
-    "ScoreSummary",
-    "TextScore",
-    "TrainConfig",
-    "TrainResult",
-    "Vocab",
-    "load_checkpoint",
-    "generate",
-    "read_corpus",
-    "sample_text",
-    "sample_texts",
-    "save_checkpoint",
-    "score",
-    "score_lines",
-    "stream_text",
-    "train",
-]
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("charrnn")  # one source: pyproject.toml, through the installed metadata
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "Checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "ModelConfig": "config",
+    "SampleConfig": "config",
+    "ScoreConfig": "config",
+    "TrainConfig": "config",
+    "Corpus": "data",
+    "read_corpus": "data",
+    "CharRNNError": "errors",
+    "TrainResult": "events",
+    "CharRNN": "model",
+    "Generation": "sampling",
+    "Piece": "sampling",
+    "Sample": "sampling",
+    "generate": "sampling",
+    "sample_text": "sampling",
+    "sample_texts": "sampling",
+    "stream_text": "sampling",
+    "LinesScore": "score",
+    "ScoreSummary": "score",
+    "TextScore": "score",
+    "score": "score",
+    "score_lines": "score",
+    "train": "train",
+    "Vocab": "vocab",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> object:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    if name not in ("score", "train"):
+        # Cache it. `score` and `train` are also submodules: caching the function under the
+        # module's name would make `import charrnn.train` hand back a function.
+        globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -15,19 +15,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import torch
 import typer
 
-from . import resources
-from .checkpoint import load_checkpoint, resolve_checkpoint_path
+# Only modules that do not import torch are imported here, so `--help` and `--version` answer
+# at once; each command imports the library modules it needs when it runs.
+from . import __version__, resources
 from .config import (
+    CPU_BATCH_SIZE,
     CPU_MULTITHREAD_MODEL,
     DEVICE_DEFAULTS,
+    GPU_BATCH_SIZE,
     ModelConfig,
     SampleConfig,
+    ScoreConfig,
     TrainConfig,
-    build_configs,
-    resume_config,
 )
 from .console import (
     LN2,
@@ -49,14 +50,8 @@ from .console import (
     train_summary,
     warn,
 )
-from .data import decode_text, read_corpus
-from .device import resolve_device
 from .errors import CharRNNError, ConfigError, DataError
-from .sampling import Generation
-from .score import CPU_BATCH_SIZE, GPU_BATCH_SIZE, ScoreConfig, score_lines
-from .score import score as score_text
-from .train import train as run_training
-from .vocab import describe_chars
+from .events import TrainStart
 
 app = typer.Typer(
     name="charrnn",
@@ -65,7 +60,29 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"charrnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = None,
+) -> None:
+    """Character-level RNN language models: train, sample and score text."""
 
 
 def _default(cls: type, name: str) -> Any:
@@ -247,6 +264,13 @@ def train(
     compile: Annotated[
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="CPU threads. [default: one per free core, at most torch's count; OMP_NUM_THREADS is respected]",
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the final summary.")
     ] = False,
@@ -274,39 +298,26 @@ def train(
     model_options = _overrides(
         cell=model, num_layers=layers, hidden_size=hidden, embedding_size=embedding, dropout=dropout
     )
-    # Check every option before touching files, so a usage error is reported as one (exit 2).
-    model_config = ModelConfig(vocab_size=1, **model_options)
-    TrainConfig(**train_options)
+    from .plan import plan_run
+    from .train import train as run_training
 
-    checkpoint = None
-    if resume is not None:
-        checkpoint = load_checkpoint(resolve_checkpoint_path(resume, "last.pt"))
-        config = resume_config(checkpoint.train_config, model_options, train_options)
-        sources = corpus or [Path(p) for p in checkpoint.info.get("corpus", [])]
-        out_dir = out or checkpoint.path.parent
-    else:
-        device_type = resolve_device(train_options.get("device", "auto")).type
-        model_config, config = build_configs(
-            device_type, model_options, train_options, cpu_threads=torch.get_num_threads()
-        )
-        if not corpus:
-            corpus = [resources.default_corpus_path()]
-            info(f"no corpus given: training on the shipped Shakespeare corpus ({corpus[0]})")
-        sources = corpus
-        out_dir = out
-    text = read_corpus(sources)
-    out_dir = out_dir or Path("runs") / text.name
+    plan = plan_run(corpus, model_options, train_options, out=out, resume=resume, threads=threads)
+    for note in plan.notes:
+        info(note)
+    resume_hint = shlex.join(plan.resume_command)
+    with GracefulInterrupt() as interrupt, TrainDisplay(quiet=quiet) as show:
 
-    resume_hint = shlex.join(
-        ["charrnn", "train", *map(str, sources), "--resume", str(out_dir / "last.pt")]
-    )
-    with GracefulInterrupt() as interrupt, TrainDisplay(quiet=quiet) as display:
+        def display(event: Any) -> None:
+            if isinstance(event, TrainStart) and plan.threads is not None and not quiet:
+                info(f"cpu threads: {plan.threads.reason}")  # once the data has passed its checks
+            show(event)
+
         result = run_training(
-            text,
-            model_config,
-            config,
-            out_dir,
-            resume=checkpoint,
+            plan.corpus,
+            plan.model_config,
+            plan.train_config,
+            plan.out_dir,
+            resume=plan.resume,
             on_event=display,
             should_stop=interrupt,
             overwrite=force,
@@ -320,11 +331,16 @@ def train(
 @friendly_errors
 def info_command(
     checkpoint: Annotated[
-        Path, typer.Argument(help="A checkpoint file or run directory (its best.pt).")
-    ],
+        Path | None,
+        typer.Argument(
+            help="A checkpoint file or run directory (its best.pt). [default: the shipped model]"
+        ),
+    ] = None,
 ) -> None:
     """Describe a checkpoint: model, sizes, training and corpus."""
-    loaded = load_checkpoint(checkpoint)
+    from .checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint or resources.default_checkpoint_path())
     model_config, details = loaded.model_config, loaded.info
     best = details.get("best_val_loss")
     rows = [
@@ -360,6 +376,14 @@ def info_command(
 @app.command("sample")
 @friendly_errors
 def sample_command(
+    run: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="CHECKPOINT",
+            show_default=False,
+            help="A checkpoint file or run directory, as with -c.",
+        ),
+    ] = None,
     checkpoint: Annotated[
         Path | None,
         typer.Option(
@@ -469,6 +493,11 @@ def sample_command(
     ] = False,
 ) -> None:
     """Generate text from a trained model, streamed to stdout as it is made."""
+    from .checkpoint import load_checkpoint, resolve_checkpoint_path
+    from .device import resolve_device
+    from .sampling import Generation
+
+    checkpoint = _one_checkpoint(run, checkpoint)
     config = SampleConfig(
         **_overrides(
             length=length,
@@ -519,6 +548,13 @@ def sample_command(
         info(f"{chars:,} characters in {seconds:.2f} s ({chars / max(seconds, 1e-9):,.0f} chars/s)")
 
 
+def _one_checkpoint(positional: Path | None, option: Path | None) -> Path | None:
+    """The checkpoint named either way (`charrnn sample runs/x`, the char-rnn habit, or -c)."""
+    if positional is not None and option is not None and positional != option:
+        raise ConfigError(f"two checkpoints given ({positional} and -c {option}); give one")
+    return positional or option
+
+
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush cannot fail on a closed pipe."""
     try:
@@ -530,6 +566,8 @@ def _silence_stdout() -> None:
 
 def _read_score_input(file: str | None) -> str:
     """The text to score, from FILE or from stdin ('-', or no FILE while stdin is piped)."""
+    from .data import decode_text
+
     if file is None or file == "-":
         if file is None and sys.stdin.isatty():
             raise ConfigError(
@@ -539,7 +577,17 @@ def _read_score_input(file: str | None) -> str:
         return decode_text(sys.stdin.buffer.read(), "stdin")
     path = Path(file)
     if path.is_dir():
+        if (path / "best.pt").is_file() or (path / "last.pt").is_file():
+            raise ConfigError(
+                f"{file} is a run directory, not text to score; "
+                f"to score with its model: charrnn score TEXT_FILE -c {file}"
+            )
         raise DataError(f"{file} is a directory; give a text file")
+    if path.suffix == ".pt":
+        raise ConfigError(
+            f"{file} looks like a checkpoint, not text to score; "
+            f"to score with it: charrnn score TEXT_FILE -c {file}"
+        )
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -644,6 +692,12 @@ def score_command(
     under a header line (no colours; tabs and newlines in the text escaped as \\t and \\n); or
     --json. The total is also written to stderr. Empty input: no rows, a note on stderr, exit 0.
     """
+    from .checkpoint import load_checkpoint, resolve_checkpoint_path
+    from .device import resolve_device
+    from .score import score as score_text
+    from .score import score_lines
+    from .vocab import describe_chars
+
     if streams is not None and not whole:
         raise ConfigError("--streams applies to --whole only")
     config = ScoreConfig(

@@ -171,6 +171,42 @@ class SampleConfig:
         )
 
 
+CPU_BATCH_SIZE = 64  # measured best for 2x128 to 2x512 LSTMs on a few CPU cores
+GPU_BATCH_SIZE = 4096  # a GPU needs thousands of rows per step to be kept busy
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """How to score. The defaults are exact; streams > 1 trades exactness for speed (whole mode)."""
+
+    context: str = "\n"  # read before each line (or the text); its last character predicts the 1st
+    batch_size: int | None = None  # lines per padded batch; None: CPU_ or GPU_BATCH_SIZE
+    chunk_len: int = 512  # time steps per forward call: memory is bounded for any length
+    strict: bool = False  # unknown characters raise VocabError instead of being skipped
+    precision: str = "fp32"  # fp32; bf16 autocast on CUDA ('auto': bf16 on CUDA only)
+    streams: int = 1  # whole mode: cut the text into this many segments scored side by side
+    warmup: int = 256  # streams > 1: characters each segment reads, unscored, before its start
+
+    def __post_init__(self) -> None:
+        checks = [
+            (bool(self.context), "--context must hold at least one character"),
+            (self.batch_size is None or self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.chunk_len >= 1, "chunk_len must be at least 1"),
+            (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
+            (self.streams >= 1, "--streams must be at least 1"),
+            (self.warmup >= 0, "warmup must be >= 0"),
+        ]
+        for passed, message in checks:
+            if not passed:
+                raise ConfigError(message)
+
+    def batch_size_on(self, device: Any) -> int:
+        """The batch size on a torch.device (anything with a .type)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE
+
+
 # Defaults that depend on the device. The dataclass defaults above suit a GPU; on a CPU,
 # throughput decides what a short run can learn. Measured on tiny Shakespeare, 180 s, batch 64,
 # 64-character windows unless said. On one thread (one core of the 2-core dev machine, the other
@@ -215,26 +251,48 @@ def build_configs(
 
 # What a resumed run must keep: changing these would make it a different run, not a continuation.
 FIXED_ON_RESUME = ("seq_len", "batch_size", "windows", "val_fraction", "seed")
-MODEL_FLAGS = {
+
+# The CLI flag of each config field, where it is not "--" + the field name with dashes. Library
+# messages name options through `flag`, so a renamed flag is renamed here alone.
+FLAG_NAMES = {
     "cell": "--model",
     "num_layers": "--layers",
     "hidden_size": "--hidden",
     "embedding_size": "--embedding",
-    "dropout": "--dropout",
+    "warmup_steps": "--warmup",
 }
 
 
+def flag(field_name: str) -> str:
+    """The command-line flag that sets a config field."""
+    return FLAG_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
+
+
 def resume_config(
-    saved: TrainConfig | None, model_options: dict[str, Any], train_options: dict[str, Any]
+    saved: TrainConfig | None,
+    saved_model: ModelConfig,
+    model_options: dict[str, Any],
+    train_options: dict[str, Any],
 ) -> TrainConfig:
     """The config for a resumed run: the saved one with the options that may change on resume
-    (time and step limits, learning rate, evaluation, device...); the rest is an error."""
-    if model_options:
-        given = [flag for name, flag in MODEL_FLAGS.items() if name in model_options]
-        raise ConfigError("the model's shape cannot change on --resume; drop " + ", ".join(given))
-    fixed = sorted(
-        "--" + name.replace("_", "-") for name in FIXED_ON_RESUME if name in train_options
-    )
-    if fixed:
-        raise ConfigError("these options cannot change on --resume: " + ", ".join(fixed))
-    return dataclasses.replace(saved or TrainConfig(), **train_options)
+    (time and step limits, learning rate, evaluation, device...). An option that would change the
+    model's shape or the data is an error naming the old and new value; the same value as the
+    checkpoint's is accepted, so the original command plus --resume works."""
+    saved = saved or TrainConfig()
+    changes = [
+        f"{flag(name)} {getattr(saved_model, name)!r} -> {value!r}"
+        for name, value in model_options.items()
+        if value != getattr(saved_model, name)
+    ]
+    changes += [
+        f"{flag(name)} {getattr(saved, name)!r} -> {train_options[name]!r}"
+        for name in FIXED_ON_RESUME
+        if name in train_options and train_options[name] != getattr(saved, name)
+    ]
+    if changes:
+        raise ConfigError(
+            "the model's shape and the data options cannot change on --resume: "
+            + ", ".join(changes)
+            + " (start a new run with another --out to change them)"
+        )
+    return dataclasses.replace(saved, **train_options)

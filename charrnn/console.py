@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console, RenderableType
 from rich.markup import escape
@@ -24,8 +24,10 @@ from rich.table import Table
 from rich.text import Text
 
 from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
-from .sampling import Piece, Sample
-from .score import ScoreSummary, TextScore
+
+if TYPE_CHECKING:  # only for annotations: importing them would import torch, slowing --help
+    from .sampling import Piece, Sample
+    from .score import ScoreSummary, TextScore
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -233,7 +235,7 @@ def sample_status(path: Path | None, description: str, device: str, seeds: list[
 # -- charrnn score: rows on stdout (table, tab-separated, JSON); heatmap and progress on stderr --
 
 # A scored row: its 1-based line number, or None for the whole text (--whole).
-ScoreRow = tuple[int | None, TextScore]
+ScoreRow = tuple["int | None", "TextScore"]
 
 SCORE_FIELDS = ("chars", "unknown", "logprob", "log10prob", "bits_per_char", "perplexity")
 TABLE_MAX_ROWS = 2_000  # Rich lays out about 1,000 rows a second; past this, plain rows

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .config import PRECISIONS
+from .config import CPU_BATCH_SIZE, GPU_BATCH_SIZE, ScoreConfig  # noqa: F401 (re-exported)
 from .device import autocast, resolve_device, use_bf16
-from .errors import ConfigError, VocabError
+from .errors import VocabError
 from .model import CharRNN, State
 from .vocab import Vocab, describe_chars
 
@@ -36,40 +36,6 @@ LN10 = math.log(10)
 ProgressCallback = Callable[[int, int], None]
 # A sequence to read: (start in the known characters, length, leading characters not scored)
 Span = tuple[int, int, int]
-
-CPU_BATCH_SIZE = 64  # measured best for 2x128 to 2x512 LSTMs on a few CPU cores
-GPU_BATCH_SIZE = 4096  # a GPU needs thousands of rows per step to be kept busy
-
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    """How to score. The defaults are exact; streams > 1 trades exactness for speed (whole mode)."""
-
-    context: str = "\n"  # read before each line (or the text); its last character predicts the 1st
-    batch_size: int | None = None  # lines per padded batch; None: CPU_ or GPU_BATCH_SIZE
-    chunk_len: int = 512  # time steps per forward call: memory is bounded for any length
-    strict: bool = False  # unknown characters raise VocabError instead of being skipped
-    precision: str = "fp32"  # fp32; bf16 autocast on CUDA ('auto': bf16 on CUDA only)
-    streams: int = 1  # whole mode: cut the text into this many segments scored side by side
-    warmup: int = 256  # streams > 1: characters each segment reads, unscored, before its start
-
-    def __post_init__(self) -> None:
-        checks = [
-            (bool(self.context), "--context must hold at least one character"),
-            (self.batch_size is None or self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.chunk_len >= 1, "chunk_len must be at least 1"),
-            (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
-            (self.streams >= 1, "--streams must be at least 1"),
-            (self.warmup >= 0, "warmup must be >= 0"),
-        ]
-        for passed, message in checks:
-            if not passed:
-                raise ConfigError(message)
-
-    def batch_size_on(self, device: torch.device) -> int:
-        if self.batch_size is not None:
-            return self.batch_size
-        return CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE
 
 
 @dataclass(frozen=True)

@@ -379,17 +379,21 @@ def test_resume_finds_the_corpus_in_the_checkpoint(finished_run):
     assert load_checkpoint(finished_run / "last.pt").info["step"] == 5
 
 
+SHAPE_CHANGE = "error: the model's shape and the data options cannot change on --resume: "
+ANOTHER_RUN = " (start a new run with another --out to change them)"
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--hidden", "32"], "error: the model's shape cannot change on --resume; drop --hidden"),
+        (["--hidden", "32"], SHAPE_CHANGE + "--hidden 16 -> 32" + ANOTHER_RUN),
         (
             ["--model", "gru", "--layers", "2"],
-            "error: the model's shape cannot change on --resume; drop --model, --layers",
+            SHAPE_CHANGE + "--model 'lstm' -> 'gru', --layers 1 -> 2" + ANOTHER_RUN,
         ),
         (
             ["--seq-len", "8", "--batch-size", "2"],
-            "error: these options cannot change on --resume: --batch-size, --seq-len",
+            SHAPE_CHANGE + "--seq-len 16 -> 8, --batch-size 4 -> 2" + ANOTHER_RUN,
         ),
     ],
 )
@@ -401,6 +405,17 @@ def test_changing_the_model_on_resume_is_a_usage_error(finished_run, tiny_corpus
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [message]
     assert (finished_run / "last.pt").read_bytes() == before
+
+
+def test_the_same_command_with_resume_added_continues_the_run(finished_run, tiny_corpus):
+    # The shell's up-arrow habit: the original command, every shape option included, + --resume.
+    result = invoke(
+        "train", tiny_corpus, "--out", finished_run, *TINY, "--max-steps", "6",
+        "--eval-every", "2", "-q", "--resume", finished_run,
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(finished_run / "last.pt").info["step"] == 6
 
 
 def bad_checkpoint(tmp_path: Path, kind: str, finished_run: Path) -> Path:

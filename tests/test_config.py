@@ -1,5 +1,7 @@
 """Device-aware defaults: a user's option always wins, then the device's default, then the dataclass's."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -96,14 +98,34 @@ def test_cli_train_uses_cpu_defaults_for_its_threads(tmp_path, tiny_corpus, thre
 
 def test_resume_config_keeps_saved_values_and_takes_allowed_changes():
     saved = TrainConfig(seq_len=32, batch_size=8, lr=1e-3, max_steps=100, seed=7)
-    resumed = resume_config(saved, {}, {"max_steps": 300, "lr": 5e-4})
+    resumed = resume_config(saved, ModelConfig(vocab_size=5), {}, {"max_steps": 300, "lr": 5e-4})
     assert (resumed.seq_len, resumed.batch_size, resumed.seed) == (32, 8, 7)
     assert (resumed.max_steps, resumed.lr) == (300, 5e-4)
 
 
 def test_resume_config_refuses_changes_that_make_another_run():
-    saved = TrainConfig()
-    with pytest.raises(ConfigError, match="--hidden"):
-        resume_config(saved, {"hidden_size": 64}, {})
-    with pytest.raises(ConfigError, match="--batch-size, --seq-len"):
-        resume_config(saved, {}, {"seq_len": 16, "batch_size": 4, "lr": 1e-3})
+    saved, shape = TrainConfig(), ModelConfig(vocab_size=5)
+    with pytest.raises(ConfigError, match="--hidden 512 -> 64"):
+        resume_config(saved, shape, {"hidden_size": 64}, {})
+    with pytest.raises(ConfigError, match="--seq-len 128 -> 16, --batch-size 128 -> 4"):
+        resume_config(saved, shape, {}, {"seq_len": 16, "batch_size": 4, "lr": 1e-3})
+
+
+def test_resume_config_accepts_the_checkpoints_own_values():
+    saved, shape = TrainConfig(seq_len=32), ModelConfig(vocab_size=5, hidden_size=64)
+    resumed = resume_config(saved, shape, {"hidden_size": 64, "cell": "lstm"}, {"seq_len": 32})
+    assert resumed == saved
+
+
+def test_every_flag_named_in_messages_is_a_real_option_of_train():
+    from typer.main import get_command
+
+    from charrnn.cli import app
+    from charrnn.config import flag
+
+    train = get_command(app).commands["train"]
+    options = {opt for param in train.params for opt in param.opts}
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "min_lr_ratio"]
+    fields += [f.name for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size"]
+    for name in fields:
+        assert flag(name) in options, name

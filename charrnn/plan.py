@@ -1,0 +1,115 @@
+"""Planning a training run: every decision between the user's options and the training loop.
+
+`plan_run` decides new run or resume, the corpus (the shipped one when none is given, as a short
+demo), the run directory, the device, the CPU threads and every device-dependent default, so the
+CLI, the Python API and the benchmarks get the same run from the same inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import resources
+from .checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
+from .config import ModelConfig, TrainConfig, build_configs, resume_config
+from .data import Corpus, read_corpus
+from .device import resolve_device
+from .threads import ThreadChoice, choose_threads
+from .vocab import Vocab
+
+# With no corpus the run is a demo on the shipped text: short unless the user sets a limit.
+DEMO_MAX_TIME_S = 120.0
+
+
+@dataclass
+class RunPlan:
+    corpus: Corpus
+    model_config: ModelConfig  # vocab_size is the corpus's (new run) or the checkpoint's
+    train_config: TrainConfig
+    out_dir: Path
+    resume: Checkpoint | None = None
+    threads: ThreadChoice | None = None  # None: not a CPU run
+    notes: list[str] = field(default_factory=list)  # decisions the user should hear about
+
+    @property
+    def resume_command(self) -> list[str]:
+        """The command that continues this run from its last.pt."""
+        return [
+            "charrnn",
+            "train",
+            *self.corpus.sources,
+            "--resume",
+            str(self.out_dir / "last.pt"),
+        ]
+
+
+def plan_run(
+    corpus: list[Path | str] | None = None,
+    model_options: dict[str, Any] | None = None,
+    train_options: dict[str, Any] | None = None,
+    out: Path | str | None = None,
+    resume: Path | str | None = None,
+    threads: int | None = None,
+) -> RunPlan:
+    """The run that `charrnn train` would make from these options.
+
+    model_options / train_options: ModelConfig / TrainConfig fields the user set (others take the
+    device's defaults). resume: a last.pt or run directory to continue. threads: --threads.
+    """
+    model_options, train_options = dict(model_options or {}), dict(train_options or {})
+    # Every option is checked before any file is touched, so a usage error is reported as one.
+    ModelConfig(vocab_size=1, **model_options)
+    TrainConfig(**train_options)
+    notes: list[str] = []
+
+    checkpoint = None
+    if resume is not None:
+        checkpoint = load_checkpoint(resolve_checkpoint_path(resume, "last.pt"))
+        config = resume_config(
+            checkpoint.train_config, checkpoint.model_config, model_options, train_options
+        )
+        model_config = checkpoint.model_config
+        sources = corpus or [Path(p) for p in checkpoint.info.get("corpus", [])]
+        out_dir = Path(out) if out else checkpoint.path.parent
+    else:
+        if not corpus:
+            corpus = [resources.default_corpus_path()]
+            if "max_time" not in train_options and "max_steps" not in train_options:
+                train_options["max_time"] = DEMO_MAX_TIME_S
+            notes.append(
+                f"no corpus given: a {_limit(train_options)} demo run on the shipped Shakespeare "
+                "text. Give a CORPUS (a file, a directory or - for stdin) to train on your own "
+                "text, and --max-time SECONDS to train longer"
+            )
+        sources = corpus
+        out_dir = Path(out) if out else None
+        model_config, config = None, None
+
+    device = resolve_device(config.device if config else train_options.get("device", "auto"))
+    choice = None
+    if device.type == "cpu":
+        choice = choose_threads(threads, torch.get_num_threads())
+        torch.set_num_threads(choice.count)
+    elif threads is not None:
+        torch.set_num_threads(threads)
+
+    text = read_corpus(sources)
+    if checkpoint is None:
+        cpu_threads = choice.count if choice else 1
+        model_config, config = build_configs(
+            device.type, model_options, train_options, cpu_threads=cpu_threads
+        )
+        model_config = replace(model_config, vocab_size=len(Vocab.from_text(text.text)))
+    out_dir = out_dir or Path("runs") / text.name
+    return RunPlan(text, model_config, config, out_dir, checkpoint, choice, notes)
+
+
+def _limit(train_options: dict[str, Any]) -> str:
+    if "max_time" in train_options:
+        seconds = train_options["max_time"]
+        return f"{seconds / 60:g}-minute" if seconds >= 60 else f"{seconds:g}-second"
+    return f"{train_options['max_steps']:,}-step"
