@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import math
 import os
@@ -16,15 +17,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 # Only modules that do not import torch are imported here, so `--help` and `--version` answer
 # at once; each command imports the library modules it needs when it runs.
 from . import __version__, resources
 from .config import (
+    AUTO_FP16_BYTES,
+    CELLS,
     CPU_BATCH_SIZE,
     CPU_MULTITHREAD_MODEL,
     DEVICE_DEFAULTS,
     GPU_BATCH_SIZE,
+    PRECISIONS,
+    SAMPLE_PRECISIONS,
+    UNKNOWN_CHAR_POLICIES,
+    WINDOWS,
     ModelConfig,
     SampleConfig,
     ScoreConfig,
@@ -53,7 +61,39 @@ from .console import (
 from .errors import CharRNNError, ConfigError, DataError
 from .events import TrainStart
 
+try:  # Typer 0.2x carries its own copy of click; older Typer uses click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click import exceptions as click_errors
+
+
+class _OneLineErrors(TyperGroup):
+    """Click's usage errors as one line (`error: ...`, exit 2) like every other charrnn error,
+    instead of a usage block; asking for help with no arguments still shows the help."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click_errors.UsageError as problem:
+            if type(problem).__name__ == "NoArgsIsHelpError" or problem.ctx is None:
+                problem.show()
+                sys.exit(problem.exit_code)
+            command = problem.ctx.command_path
+            error(f"{problem.format_message()} ({command} -h for help)")
+            sys.exit(2)
+        except click_errors.ClickException as problem:
+            error(problem.format_message())
+            sys.exit(problem.exit_code)
+        except click_errors.Abort:
+            error("aborted")
+            sys.exit(1)
+        sys.exit(code or 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="charrnn",
     help="Character-level RNN language models: train, sample and score text.",
     no_args_is_help=True,
@@ -139,8 +179,25 @@ def friendly_errors(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """An Enum of a config's choices, so Typer checks them and `--help` lists them."""
+    return enum.Enum(name, {value: value for value in values}, type=str)
+
+
+Cell = _choices("Cell", CELLS)
+Windows = _choices("Windows", WINDOWS)
+Precision = _choices("Precision", PRECISIONS)
+SamplePrecision = _choices("SamplePrecision", SAMPLE_PRECISIONS)
+UnknownChars = _choices("UnknownChars", UNKNOWN_CHAR_POLICIES)
+
+
 def _overrides(**values: Any) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
+    """The options the user gave, as plain values (choices as their strings)."""
+    return {
+        key: value.value if isinstance(value, enum.Enum) else value
+        for key, value in values.items()
+        if value is not None
+    }
 
 
 @app.command()
@@ -164,9 +221,10 @@ def train(
         bool, typer.Option("--force", help="Overwrite a run already in --out.")
     ] = False,
     model: Annotated[
-        str | None,
+        Cell | None,
         typer.Option(
-            "--model", help=_help("Recurrent cell: lstm, gru or rnn.", ModelConfig, "cell")
+            "--model",
+            help=_help("Recurrent cell.", ModelConfig, "cell"),
         ),
     ] = None,
     layers: Annotated[
@@ -194,9 +252,9 @@ def train(
         int | None, typer.Option(help=_help("Windows per step.", TrainConfig, "batch_size"))
     ] = None,
     windows: Annotated[
-        str | None,
+        Windows | None,
         typer.Option(
-            help=_help("stateful (state carried across windows) or random.", TrainConfig, "windows")
+            help=_help("stateful: state carried across windows.", TrainConfig, "windows"),
         ),
     ] = None,
     lr: Annotated[
@@ -258,8 +316,10 @@ def train(
         str | None, typer.Option(help=_help("auto, cpu, cuda or mps.", TrainConfig, "device"))
     ] = None,
     precision: Annotated[
-        str | None,
-        typer.Option(help=_help("auto (bf16 on CUDA), fp32 or bf16.", TrainConfig, "precision")),
+        Precision | None,
+        typer.Option(
+            help=_help("auto: bf16 autocast on CUDA, fp32 elsewhere.", TrainConfig, "precision"),
+        ),
     ] = None,
     compile: Annotated[
         bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
@@ -458,11 +518,11 @@ def sample_command(
         ),
     ] = None,
     unknown: Annotated[
-        str | None,
+        UnknownChars | None,
         typer.Option(
             "--unknown",
             help=_help(
-                "Prime characters the model never saw: error, or skip them with a warning.",
+                "Prime characters the model never saw: error, or skip them with a note.",
                 SampleConfig,
                 "unknown",
             ),
@@ -472,13 +532,13 @@ def sample_command(
         str | None, typer.Option(help=_help("auto, cpu, cuda or mps.", SampleConfig, "device"))
     ] = None,
     precision: Annotated[
-        str | None,
+        SamplePrecision | None,
         typer.Option(
             help=_help(
-                "Weights for CPU sampling: auto (fp16 for models over 4 MB, where it is faster), fp32, fp16 or int8.",
+                f"Weights for CPU sampling; auto: fp16 for models over {AUTO_FP16_BYTES / 2**20:g} MB, where it is faster.",
                 SampleConfig,
                 "precision",
-            )
+            ),
         ),
     ] = None,
     as_json: Annotated[
@@ -663,11 +723,9 @@ def score_command(
         ),
     ] = False,
     precision: Annotated[
-        str | None,
+        Precision | None,
         typer.Option(
-            help=_help(
-                "fp32, or bf16 autocast on CUDA (auto: bf16 on CUDA).", ScoreConfig, "precision"
-            )
+            help=_help("auto: bf16 autocast on CUDA, fp32 elsewhere.", ScoreConfig, "precision"),
         ),
     ] = None,
     streams: Annotated[

@@ -23,7 +23,7 @@ import torch
 
 from . import resources
 from .checkpoint import Checkpoint, load_checkpoint
-from .config import SampleConfig
+from .config import AUTO_FP16_BYTES, SampleConfig
 from .device import resolve_device
 from .errors import ConfigError, VocabError
 from .model import CharRNN, State
@@ -31,11 +31,6 @@ from .stepper import Stepper, step_weight_bytes
 from .vocab import Vocab, describe_chars
 
 NOISE_BLOCK = 128  # steps of uniforms drawn at once; fixed, so a seed means the same text always
-# Above this many fp32 weight bytes per step, fp16 weights step faster on CPU (the step is bound
-# by reading them): measured 1.4x for the shipped 2x384 LSTM (7.6 MB), 1.5x for a 2x512 LSTM
-# (13 MB), 2.9x for 3x512 (21 MB), but 0.35-0.5x for 2x128 (0.8 MB, where fbgemm's per-call cost
-# dominates). Val loss moved by < 1e-5 nats.
-AUTO_FP16_BYTES = 4 * 2**20
 CPU_EMIT_EVERY = 8  # characters per burst: well under a millisecond apart for small models
 CUDA_EMIT_EVERY = 64  # on a GPU, copy ids to the host every N steps, not every character
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,23 @@ from charrnn.checkpoint import save_checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.model import CharRNN
 from charrnn.vocab import Vocab
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """GPU tests need CUDA. Network tests run in CI (CI is set there) or when asked; a plain
+    local run skips them."""
+    skips = {}
+    if not torch.cuda.is_available():
+        skips["gpu"] = pytest.mark.skip(reason="needs a CUDA GPU")
+    if not (os.environ.get("CI") or os.environ.get("CHARRNN_NETWORK_TESTS")):
+        skips["network"] = pytest.mark.skip(
+            reason="downloads from PyPI: set CHARRNN_NETWORK_TESTS=1 (CI does)"
+        )
+    for item in items:
+        for marker, skip in skips.items():
+            if marker in item.keywords:
+                item.add_marker(skip)
+
 
 TINY_TEXT = (
     "To be, or not to be, that is the question:\n"
@@ -84,3 +104,32 @@ def write(path: Path, data: str | bytes) -> Path:
     else:
         path.write_bytes(data)
     return path
+
+
+def cli(*args: str | Path, input: str | bytes | None = None):
+    """Run the `charrnn` CLI in-process; a traceback anywhere fails the test."""
+    from typer.testing import CliRunner
+
+    from charrnn.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input)
+    for stream in (result.stdout, result.stderr):
+        assert "Traceback" not in stream, stream
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def run_charrnn(
+    *args: str | Path, cwd: Path | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run `python -m charrnn` as a user would, in a child process with text output."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **kwargs.pop("env", {})}
+    return subprocess.run(
+        [sys.executable, "-m", "charrnn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=env,
+        **kwargs,
+    )

@@ -218,7 +218,7 @@ def test_weights_that_do_not_fit_the_config_are_reported_as_damaged(tmp_path):
         load_checkpoint(path)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_a_checkpoint_saved_from_cuda_loads_on_cpu(tmp_path):
     model, vocab = tiny("lstm")
     expected = logits_of(model, vocab)

@@ -254,8 +254,6 @@ def test_a_bad_corpus_is_one_clear_line_and_exit_1(tmp_path, kind, message):
         ("--dropout", "-0.1", "--dropout must be in [0, 1), got -0.1"),
         ("--val-fraction", "0", "--val-fraction must be in (0, 1), got 0.0"),
         ("--val-fraction", "1", "--val-fraction must be in (0, 1), got 1.0"),
-        ("--model", "transformer", "--model must be one of lstm, gru, rnn, got 'transformer'"),
-        ("--windows", "sliding", "--windows must be one of random, stateful"),
         ("--max-steps", "0", "--max-steps must be at least 1, got 0"),
         ("--max-time", "-5", "--max-time must be positive, got -5.0"),
         ("--patience", "0", "--patience must be at least 1, got 0"),
@@ -269,6 +267,22 @@ def test_nonsense_options_are_usage_errors(tmp_path, tiny_corpus, option, value,
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == [f"error: {message}"]
     assert result.stdout == ""
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "choices"),
+    [("--model", "transformer", ["lstm", "gru", "rnn"]), ("--windows", "sliding", ["stateful"])],
+)
+def test_a_value_outside_the_choices_is_one_line_naming_them(
+    tmp_path, tiny_corpus, option, value, choices
+):
+    result = invoke("train", tiny_corpus, "--out", tmp_path / "run", option, value)
+
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: Invalid value for '{option}'") and value in line
+    assert all(choice in line for choice in choices) and line.endswith("train -h for help)")
     assert not (tmp_path / "run").exists()
 
 
@@ -298,7 +312,7 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(tmp_path, tiny_corpus):
     ]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_the_same_command_trains_on_cuda_with_bf16(tmp_path, tiny_corpus):
     options = [o for o in TINY if o not in ("--device", "cpu")]
     out = tmp_path / "run"

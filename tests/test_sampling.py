@@ -422,7 +422,7 @@ def test_preview_is_seeded_and_leaves_training_rng_alone(lstm_checkpoint):
     assert loaded.model.training
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
 def test_cuda_fast_step_matches_and_seeds_hold(tiny_checkpoint):
     model = load_checkpoint(tiny_checkpoint, device="cuda").model
     ids = torch.randint(0, model.config.vocab_size, (4, 50), device="cuda")

@@ -249,7 +249,7 @@ def test_progress_is_reported_up_to_every_scored_character(lstm_checkpoint):
     assert [done for done, _ in reports] == sorted(done for done, _ in reports)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
 def test_cuda_scores_match_the_cpu(lstm_checkpoint):
     lines = [*LINES, "To be\n"]
     on_cpu = score_lines(load_checkpoint(lstm_checkpoint, "cpu"), lines)

@@ -386,7 +386,7 @@ def test_the_metrics_lr_follows_the_schedule(tmp_path, corpus):
         assert line["lr"] == pytest.approx(learning_rate(config, line["step"] - 1, 0.0))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_training_on_cuda_uses_bf16_and_the_checkpoint_loads_on_cpu(tmp_path, corpus, cell):
     events = []

@@ -1,0 +1,178 @@
+"""The first minutes with the CLI: help, version, start-up, no warnings, the peers' habits."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from importlib.metadata import version
+
+import pytest
+from conftest import cli, make_checkpoint, run_charrnn
+
+from charrnn import plan as plan_module
+from charrnn import threads
+from charrnn.checkpoint import load_checkpoint
+from charrnn.plan import DEMO_MAX_TIME_S, plan_run
+
+COMMANDS = ["train", "sample", "score", "info"]
+
+
+def test_help_and_version_do_not_import_torch():
+    # torch takes seconds to import; help must not wait for it.
+    probe = (
+        "import sys\n"
+        "from charrnn.cli import app\n"
+        f"for args in (['--help'], ['--version'], *([c, '--help'] for c in {COMMANDS!r})):\n"
+        "    try:\n"
+        "        app(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "False"
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
+def test_dash_h_is_help(command):
+    short, long = cli(*command, "-h"), cli(*command, "--help")
+    assert short.exit_code == long.exit_code == 0
+    assert short.stdout == long.stdout and "Usage:" in short.stdout
+
+
+def test_version_comes_from_the_package_metadata():
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"charrnn {version('charrnn')}\n"
+
+
+def test_help_lists_the_choices_of_choice_options():
+    train_help = cli("train", "--help").stdout
+    for choices in ("<lstm|gru|rnn>", "<random|stateful>", "<auto|fp32|bf16>"):
+        assert choices in train_help
+    assert "<auto|fp32|fp16|int8>" in cli("sample", "--help").stdout
+    assert "<error|skip>" in cli("sample", "--help").stdout
+
+
+def test_commands_print_no_warning(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "tiny.pt")
+    for args in (["--help"], ["sample", "-c", checkpoint, "-n", "20", "--seed", "1"]):
+        done = run_charrnn(*args)
+        assert done.returncode == 0, done.stderr
+        assert not re.search(r"(?i)\w*warning:", done.stderr), done.stderr
+
+
+def test_a_positional_checkpoint_samples_like_dash_c(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "tiny.pt")
+    common = ["-n", "40", "--seed", "3", "--device", "cpu", "-q"]
+    positional = cli("sample", checkpoint, *common)
+    option = cli("sample", "-c", checkpoint, *common)
+    assert positional.exit_code == option.exit_code == 0
+    assert positional.stdout == option.stdout and len(positional.stdout) >= 40
+
+
+def test_two_different_checkpoints_are_a_usage_error(tmp_path):
+    first, second = make_checkpoint(tmp_path / "a.pt"), make_checkpoint(tmp_path / "b.pt")
+    result = cli("sample", first, "-c", second)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: two checkpoints given ({first} and -c {second}); give one"
+    ]
+
+
+def test_info_without_an_argument_describes_the_shipped_model():
+    result = cli("info")
+    assert result.exit_code == 0, result.stderr
+    assert "shakespeare.pt" in result.stdout and "LSTM" in result.stdout
+
+
+@pytest.mark.parametrize("what", ["run_dir", "checkpoint"])
+def test_score_given_a_checkpoint_as_its_text_says_to_use_dash_c(tmp_path, what):
+    run = tmp_path / "run"
+    checkpoint = make_checkpoint(run / "best.pt")
+    target = run if what == "run_dir" else checkpoint
+    result = cli("score", target)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert f"charrnn score TEXT_FILE -c {target}" in line
+
+
+def test_no_corpus_is_a_short_announced_demo_run(monkeypatch):
+    monkeypatch.setattr(plan_module, "choose_threads", lambda *a: threads.ThreadChoice(1, "1"))
+    plan = plan_run(None, train_options={"device": "cpu"})
+    assert plan.train_config.max_time == DEMO_MAX_TIME_S
+    assert plan.corpus.name == "shakespeare"
+    (note,) = plan.notes
+    assert "2-minute demo run on the shipped Shakespeare text" in note
+    assert "--max-time" in note
+
+
+def test_no_corpus_keeps_a_limit_the_user_gave(monkeypatch):
+    monkeypatch.setattr(plan_module, "choose_threads", lambda *a: threads.ThreadChoice(1, "1"))
+    plan = plan_run(None, train_options={"device": "cpu", "max_steps": 30})
+    assert plan.train_config.max_time is None and plan.train_config.max_steps == 30
+    assert "30-step demo run" in plan.notes[0]
+
+
+def test_the_cli_and_the_api_plan_the_same_run(tmp_path, tiny_corpus, monkeypatch):
+    monkeypatch.setattr(plan_module, "choose_threads", lambda *a: threads.ThreadChoice(1, "1"))
+    out = tmp_path / "run"
+    result = cli("train", tiny_corpus, "--out", out, "--device", "cpu", "--max-steps", "1", "-q")
+    assert result.exit_code == 0, result.output
+    planned = plan_run([tiny_corpus], train_options={"device": "cpu", "max_steps": 1})
+    trained = load_checkpoint(out / "last.pt")
+    assert trained.model_config == planned.model_config
+    assert trained.train_config == planned.train_config
+
+
+# -- threads --------------------------------------------------------------------------------
+
+
+def fake_cpu_times(monkeypatch, idle_shares: list[float]) -> None:
+    """Two /proc/stat readings 100 jiffies apart, each core idle for the given share."""
+    readings = iter(
+        [
+            [(0, 0) for _ in idle_shares],
+            [(int(100 * share), 100) for share in idle_shares],
+        ]
+    )
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(readings))
+    monkeypatch.setattr(threads, "usable_cores", lambda: len(idle_shares))
+
+
+def test_a_busy_core_gets_no_thread(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    fake_cpu_times(monkeypatch, [0.98, 0.02])
+    choice = threads.choose_threads(None, default=2, probe_seconds=0)
+    assert choice.count == 1
+    assert "1 of 2 cores busy" in choice.reason and "--threads" in choice.reason
+
+
+def test_free_cores_get_all_threads(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    fake_cpu_times(monkeypatch, [0.97, 0.99])
+    assert threads.choose_threads(None, default=2, probe_seconds=0).count == 2
+
+
+def test_threads_option_and_omp_num_threads_win(monkeypatch):
+    fake_cpu_times(monkeypatch, [0.0, 0.0])
+    assert threads.choose_threads(3, default=2, probe_seconds=0).count == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    choice = threads.choose_threads(None, default=2, probe_seconds=0)
+    assert choice.count == 2 and "OMP_NUM_THREADS" in choice.reason
+
+
+def test_train_says_how_many_threads_and_why(tmp_path, tiny_corpus):
+    done = run_charrnn(
+        "train", tiny_corpus, "--out", tmp_path / "run", "--device", "cpu", "--max-steps", "2",
+        "--hidden", "8", "--layers", "1", "--threads", "1", env={"OMP_NUM_THREADS": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "cpu threads: 1 thread (--threads)" in done.stderr
+
+
+def test_real_probe_counts_at_most_the_usable_cores():
+    free = threads.free_cores(probe_seconds=0.05)
+    assert free is not None and 0 <= free <= threads.usable_cores() + 0.5
