@@ -407,7 +407,7 @@ def info_command(
         ("file", str(loaded.path)),
         (
             "model",
-            f"{model_config.cell.upper()}, {model_config.num_layers} layers x {model_config.hidden_size} hidden, embedding {model_config.embedding_size}, dropout {model_config.dropout}",
+            model_config.describe(),
         ),
         ("parameters", f"{loaded.model.num_parameters():,}"),
         ("vocabulary", f"{len(loaded.vocab)} characters"),
@@ -583,11 +583,7 @@ def sample_command(
         generation = Generation(loaded.model, loaded.vocab, config)
     for warning in caught:
         warn(str(warning.message))
-    model_config = loaded.model_config
-    description = (
-        f"{model_config.cell.upper()} {model_config.num_layers}x{model_config.hidden_size}"
-        f", {generation.precision} weights"
-    )
+    description = f"{loaded.model_config.shape}, {generation.precision} weights"
     if not quiet:
         info(sample_status(path, description, str(generation.device), generation.seeds))
     writer = SampleWriter(sys.stdout, generation.prime, as_json=as_json)

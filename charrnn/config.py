@@ -46,6 +46,19 @@ class ModelConfig:
         )
         _require(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
 
+    @property
+    def shape(self) -> str:
+        """Short: 'LSTM 2x384'."""
+        return f"{self.cell.upper()} {self.num_layers}x{self.hidden_size}"
+
+    def describe(self) -> str:
+        """Long: 'LSTM, 2 layers x 384 hidden, embedding 64, dropout 0.0'."""
+        layers = f"{self.num_layers} layer{'s' * (self.num_layers != 1)}"
+        return (
+            f"{self.cell.upper()}, {layers} x {self.hidden_size} hidden, "
+            f"embedding {self.embedding_size}, dropout {self.dropout}"
+        )
+
 
 @dataclass(frozen=True)
 class TrainConfig:

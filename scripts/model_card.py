@@ -47,7 +47,7 @@ def card(path: Path) -> str:
 | --- | --- |
 | corpus | `corpora/shakespeare.txt`, {info["corpus_chars"]:,} characters, sha256 `{info["corpus_sha256"]}` |
 | split | the last {train.val_fraction:.0%} of the corpus (the end of the works, The Winter's Tale) validates |
-| model | {model.cell.upper()}, {model.num_layers} layers x {model.hidden_size} hidden units, embedding {model.embedding_size}, dropout {model.dropout} |
+| model | {model.describe()} |
 | parameters | {loaded.model.num_parameters():,} |
 | vocabulary | {len(loaded.vocab)} characters |
 | training | {info["step"]:,} steps of {train.batch_size} x {train.seq_len} characters ({train.windows} windows), {info["elapsed_s"] / 60:.0f} minutes on {info["device"]} ({info["precision"]}) |

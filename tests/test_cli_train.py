@@ -548,7 +548,7 @@ def test_info_describes_a_checkpoint(finished_run, tiny_corpus):
     rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.stdout.splitlines())
     loaded = load_checkpoint(finished_run / "best.pt")
     assert rows["file"] == str(finished_run / "best.pt")
-    assert rows["model"] == "LSTM, 1 layers x 16 hidden, embedding 8, dropout 0.1"
+    assert rows["model"] == "LSTM, 1 layer x 16 hidden, embedding 8, dropout 0.1"
     assert rows["parameters"] == f"{loaded.model.num_parameters():,}"
     assert rows["vocabulary"] == f"{len(set(tiny_corpus.read_text()))} characters"
     assert rows["steps trained"] == str(loaded.info["step"])
