@@ -28,6 +28,7 @@ from .config import (
     CPU_BATCH_SIZE,
     CPU_MULTITHREAD_MODEL,
     DEVICE_DEFAULTS,
+    DEVICE_HELP,
     GPU_BATCH_SIZE,
     PRECISIONS,
     SAMPLE_PRECISIONS,
@@ -313,7 +314,7 @@ def train(
         int | None, typer.Option(help=_help("Random seed.", TrainConfig, "seed"))
     ] = None,
     device: Annotated[
-        str | None, typer.Option(help=_help("auto, cpu, cuda or mps.", TrainConfig, "device"))
+        str | None, typer.Option(help=_help(DEVICE_HELP, TrainConfig, "device"))
     ] = None,
     precision: Annotated[
         Precision | None,
@@ -529,7 +530,7 @@ def sample_command(
         ),
     ] = None,
     device: Annotated[
-        str | None, typer.Option(help=_help("auto, cpu, cuda or mps.", SampleConfig, "device"))
+        str | None, typer.Option(help=_help(DEVICE_HELP, SampleConfig, "device"))
     ] = None,
     precision: Annotated[
         SamplePrecision | None,
@@ -672,7 +673,7 @@ def score_command(
             help="A checkpoint file or run directory (its best.pt). [default: the shipped model]",
         ),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     batch_size: Annotated[
         int | None,
         typer.Option(

@@ -15,7 +15,8 @@ from .errors import ConfigError
 CELLS = ("lstm", "gru", "rnn")
 WINDOWS = ("random", "stateful")
 PRECISIONS = ("auto", "fp32", "bf16")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # and "cuda:N"
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."
 
 
 def _require(condition: bool, message: str) -> None:

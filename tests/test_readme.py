@@ -1,0 +1,45 @@
+"""The README tells the truth: its options exist, every option is documented, its primes fit."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+
+from charrnn.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+CORPUS = REPO / "corpora" / "shakespeare.txt"
+
+
+def command_options(name: str) -> set[str]:
+    command = get_command(app).commands[name]
+    return {opt for param in command.params for opt in param.opts if opt.startswith("--")}
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "score"])
+def test_every_option_is_in_the_readme(command):
+    missing = [opt for opt in command_options(command) - {"--help"} if f"`{opt}" not in README]
+    assert not missing, f"charrnn {command} options missing from README.md: {missing}"
+
+
+def test_every_option_the_readme_names_exists():
+    known = set().union(*(command_options(c) for c in ("train", "sample", "score", "info")))
+    known |= {"--help", "--version", "--index-url"}  # --index-url: pip's, in the install note
+    ours = "\n".join(line for line in README.splitlines() if "benchmarks/" not in line)
+    named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", ours))
+    assert named <= known, f"README.md names options charrnn does not have: {named - known}"
+
+
+def test_readme_primes_are_speaker_lines_of_the_shipped_corpus():
+    # The corpus writes a speaker as a line "NAME." (Gutenberg style), not "NAME:".
+    corpus = CORPUS.read_text(encoding="utf-8")
+    primes = re.findall(r"(?:--prime|-p) \$'([^']*)'", README)
+    primes += re.findall(r'prime="([^"]*)"', README)
+    assert primes
+    for prime in primes:
+        prime = prime.replace("\\n", "\n")
+        assert "\n" + prime in corpus, prime
