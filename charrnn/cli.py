@@ -141,29 +141,40 @@ def _help(text: str, cls: type, name: str) -> str:
 
 
 class GracefulInterrupt:
-    """First Ctrl-C asks the loop to stop after the current step (and save); a second one aborts."""
+    """Ctrl-C, SIGTERM (`timeout`, `docker stop`, systemd) and SIGHUP (a dropped ssh session) ask
+    the loop to stop after the current step and save; a second signal aborts at once."""
+
+    SIGNALS = tuple(
+        getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+    )
 
     def __init__(self) -> None:
-        self.requested = False
-        self.previous: Any = None
+        self.received: int | None = None  # the first signal's number
+        self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> GracefulInterrupt:
-        self.previous = signal.signal(signal.SIGINT, self._handle)
+        for signum in self.SIGNALS:
+            self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
+        if self.received is not None:
             raise KeyboardInterrupt
-        self.requested = True
-        err_console.print(
-            "\n[yellow]interrupt: saving last.pt after this step (Ctrl-C again to abort)[/]"
-        )
+        self.received = signum
+        name = "interrupt" if signum == signal.SIGINT else signal.Signals(signum).name
+        err_console.print(f"\n[yellow]{name}: saving last.pt after this step (again to abort)[/]")
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a process ended by it (130 for Ctrl-C)."""
+        return 128 + (self.received or signal.SIGINT)
 
     def __call__(self) -> bool:
-        return self.requested
+        return self.received is not None
 
 
 def friendly_errors(command: Callable[..., None]) -> Callable[..., None]:
@@ -385,7 +396,7 @@ def train(
         )
     err_console.print(train_summary(result, resume_hint), soft_wrap=True)
     if result.stop_reason == "interrupted":
-        raise typer.Exit(130)
+        raise typer.Exit(interrupt.exit_code)
 
 
 @app.command("info")
