@@ -1,4 +1,4 @@
-"""Scoring throughput: chars/s of charrnn.score for LSTMs of a few sizes, against the matmul peak.
+"""Scoring throughput: chars/s of charrnn.scoring for LSTMs of a few sizes, against the matmul peak.
 
 Scoring knows the whole text in advance, so it runs the fused RNN over whole sequences: lines in
 padded batches (`lines`, the CLI's default), or the text as one stream carried in chunks
@@ -28,7 +28,7 @@ import torch
 from charrnn import CharRNN, ModelConfig, Vocab, load_checkpoint
 from charrnn.device import resolve_device
 from charrnn.errors import CharRNNError
-from charrnn.score import ScoreConfig, score, score_lines
+from charrnn.scoring import ScoreConfig, score, score_lines
 
 ALPHABET = "\n !$&',-.3:;?" + string.ascii_uppercase + string.ascii_lowercase  # tiny Shakespeare's
 DEFAULT_SIZES = "2x128,2x512,3x512"

@@ -1,6 +1,6 @@
 """Quality against time: train on tiny Shakespeare for a wall-clock budget, several runs.
 
-Each run is `charrnn train` with the same options (charrnn.train, configs built as the CLI
+Each run is `charrnn train` with the same options (charrnn.training, configs built as the CLI
 builds them), in a fresh process so its peak memory is its own. Reports the best validation
 loss (nats/char, last 10% of the text), the time to first reach each loss in LOSS_MARKS,
 training chars/s and peak host and GPU memory: the median and min-max over the runs.
@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import common
-import torch
 
-from charrnn import ModelConfig, TrainConfig, read_corpus, train
-from charrnn.config import build_configs as charrnn_build_configs
+from charrnn import ModelConfig, TrainConfig, train
 from charrnn.device import resolve_device, use_bf16
 from charrnn.errors import CharRNNError
 from charrnn.events import EvalReport, Event, TrainStart
+from charrnn.plan import plan_run
 
 LOSS_MARKS = (1.60, 1.50, 1.45, 1.40)
 MARK_KEYS = tuple(f"{mark:.2f}" for mark in LOSS_MARKS)  # "1.60", ...: JSON keys
@@ -107,8 +106,8 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def build_configs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Model and train options as `charrnn train` would pass them (see cli.train), as dicts.
+def user_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Model and train options as `charrnn train` would pass them (see charrnn.plan.plan_run), as dicts.
 
     Only options that were given are set, so every other value is charrnn's default.
     """
@@ -162,14 +161,11 @@ def run_once(
             )
 
     try:
-        corpus = read_corpus([corpus_path])
-        # The same rule as `charrnn train`: given options, else the device's defaults.
-        device = resolve_device(train_options.get("device", "auto"))
-        model_config, config = charrnn_build_configs(
-            device.type, model_options, train_options, cpu_threads=torch.get_num_threads()
-        )
+        # The run `charrnn train` would make: its planning, its defaults, its thread choice.
+        plan = plan_run([corpus_path], model_options, train_options)
+        config = plan.train_config
         with tempfile.TemporaryDirectory(prefix="charrnn-bench-") as out_dir:
-            result = train(corpus, model_config, config, out_dir, on_event=on_event)
+            result = train(plan.corpus, plan.model_config, config, out_dir, on_event=on_event)
     except CharRNNError as problem:
         return {"error": str(problem), "exit_code": problem.exit_code}
 
@@ -197,12 +193,10 @@ def run_once(
         "stop_reason": result.stop_reason,
         "num_parameters": start[0].num_parameters,
         "precision": start[0].precision,
-        "model_config": dataclasses.asdict(
-            dataclasses.replace(model_config, vocab_size=start[0].vocab_size)
-        ),
+        "model_config": dataclasses.asdict(plan.model_config),
         "train_config": dataclasses.asdict(config),
         "peak_host_memory_bytes": common.peak_host_memory_bytes(),
-        "peak_gpu_memory_bytes": common.peak_gpu_memory_bytes(device),
+        "peak_gpu_memory_bytes": common.peak_gpu_memory_bytes(resolve_device(config.device)),
         "evaluations": evaluations,
     }
 
@@ -272,7 +266,7 @@ def main() -> None:
     if args.runs < 1:
         common.fail(f"--runs must be at least 1, got {args.runs}", 2)
     corpus_path = find_corpus(args.corpus)
-    model_options, train_options = build_configs(args)
+    model_options, train_options = user_options(args)
     try:
         # Check the options here, once, before any run starts.
         ModelConfig(vocab_size=1, **model_options)

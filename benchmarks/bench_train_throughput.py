@@ -1,6 +1,6 @@
 """Training throughput: chars/s of charrnn's training loop for each cell, size and precision.
 
-Runs charrnn.train itself (forward, cross-entropy, backward, clip, AdamW step, windows on the
+Runs charrnn.training itself (forward, cross-entropy, backward, clip, AdamW step, windows on the
 device, loss read-back every few steps) on random text with tiny Shakespeare's 65 characters,
 and times its step reports: a warm-up, then `--repeats` windows of at least `--seconds` each.
 Evaluation never runs. Model FLOP/s is 6 x parameters x chars/s (2 forward + 4 backward per

@@ -1,7 +1,9 @@
 """charrnn: character-level RNN language models. Train, sample and score text.
 
 The public names below are imported on first use (PEP 562), so `import charrnn` and
-`charrnn --help` stay fast: only what touches a model imports torch.
+`charrnn --help` stay fast: only what touches a model imports torch. No module is named like a
+function it exports (`charrnn.train` is the function, `charrnn.training` its module), so
+importing a module never shadows a function.
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ _EXPORTS = {
     "sample_text": "sampling",
     "sample_texts": "sampling",
     "stream_text": "sampling",
-    "LinesScore": "score",
-    "ScoreSummary": "score",
-    "TextScore": "score",
-    "score": "score",
-    "score_lines": "score",
-    "train": "train",
+    "LinesScore": "scoring",
+    "ScoreSummary": "scoring",
+    "TextScore": "scoring",
+    "score": "scoring",
+    "score_lines": "scoring",
+    "train": "training",
     "Vocab": "vocab",
 }
 
@@ -52,10 +54,7 @@ def __getattr__(name: str) -> object:
     if module_name is None:
         raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module_name}", __name__), name)
-    if name not in ("score", "train"):
-        # Cache it. `score` and `train` are also submodules: caching the function under the
-        # module's name would make `import charrnn.train` hand back a function.
-        globals()[name] = value
+    globals()[name] = value  # looked up once
     return value
 
 

@@ -371,7 +371,7 @@ def train(
         cell=model, num_layers=layers, hidden_size=hidden, embedding_size=embedding, dropout=dropout
     )
     from .plan import plan_run
-    from .train import train as run_training
+    from .training import train as run_training
 
     plan = plan_run(corpus, model_options, train_options, out=out, resume=resume, threads=threads)
     for note in plan.notes:
@@ -760,8 +760,8 @@ def score_command(
     """
     from .checkpoint import load_checkpoint, resolve_checkpoint_path
     from .device import resolve_device
-    from .score import score as score_text
-    from .score import score_lines
+    from .scoring import score as score_text
+    from .scoring import score_lines
     from .vocab import describe_chars
 
     if streams is not None and not whole:

@@ -27,7 +27,7 @@ from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
 
 if TYPE_CHECKING:  # only for annotations: importing them would import torch, slowing --help
     from .sampling import Piece, Sample
-    from .score import ScoreSummary, TextScore
+    from .scoring import ScoreSummary, TextScore
 
 err_console = Console(stderr=True, highlight=False)
 

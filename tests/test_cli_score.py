@@ -25,7 +25,7 @@ from charrnn.console import (
     surprisal_heatmap,
     surprisal_style,
 )
-from charrnn.score import score, score_lines
+from charrnn.scoring import score, score_lines
 
 runner = CliRunner()
 ANSI = "\x1b["

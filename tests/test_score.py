@@ -1,4 +1,4 @@
-"""charrnn.score: exact log-probabilities, the figures made from them, batching and chunking."""
+"""charrnn.scoring: exact log-probabilities, the figures made from them, batching and chunking."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig
 from charrnn.errors import CheckpointError, ConfigError, DeviceError, VocabError
 from charrnn.model import CharRNN
-from charrnn.score import ScoreConfig, ScoreSummary, score, score_lines, split_lines
+from charrnn.scoring import ScoreConfig, ScoreSummary, score, score_lines, split_lines
 from charrnn.vocab import Vocab
 
 LINES = TINY_TEXT.splitlines(keepends=True)[:5]

@@ -16,10 +16,10 @@ from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Corpus, read_corpus
 from charrnn.errors import CheckpointError, ConfigError, TrainingDiverged
 from charrnn.events import EvalReport, StepReport, TrainStart
-from charrnn.train import learning_rate, train
+from charrnn.training import learning_rate, train
 
-# `charrnn.train` is the re-exported function, so reach the module itself for monkeypatching.
-train_module = importlib.import_module("charrnn.train")
+# The module, for monkeypatching (charrnn.train is the function).
+train_module = importlib.import_module("charrnn.training")
 
 METRIC_KEYS = {"step", "elapsed_s", "train_loss", "val_loss", "chars_per_s", "lr"}
 
