@@ -56,7 +56,7 @@ from .sampling import Generation
 from .score import CPU_BATCH_SIZE, GPU_BATCH_SIZE, ScoreConfig, score_lines
 from .score import score as score_text
 from .train import train as run_training
-from .vocab import describe_chars
+from .vocab import describe_skipped
 
 app = typer.Typer(
     name="charrnn",
@@ -672,11 +672,8 @@ def score_command(
             result = score_lines(loaded, text, config, on_progress=progress)
             rows, total, lines = list(enumerate(result.lines, 1)), result.total, len(result.lines)
     if total.unknown and not quiet:
-        unseen = describe_chars(loaded.vocab.unknown_chars(text))
-        warn(
-            f"{total.unknown:,} character(s) the model never saw were skipped: {unseen} "
-            "(--strict makes them an error)"
-        )
+        unseen = describe_skipped(total.unknown, loaded.vocab.unknown_chars(text))
+        warn(f"{unseen} (--strict makes them an error)")
     if heatmap:
         print_heatmap([scored for _, scored in rows])
     if sort:
