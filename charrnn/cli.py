@@ -49,7 +49,7 @@ from .console import (
     train_summary,
     warn,
 )
-from .data import decode_text, read_corpus
+from .data import decode_text, read_corpus, stored_corpus_paths
 from .device import resolve_device
 from .errors import CharRNNError, ConfigError, DataError
 from .sampling import Generation
@@ -282,7 +282,7 @@ def train(
     if resume is not None:
         checkpoint = load_checkpoint(resolve_checkpoint_path(resume, "last.pt"))
         config = resume_config(checkpoint.train_config, model_options, train_options)
-        sources = corpus or [Path(p) for p in checkpoint.info.get("corpus", [])]
+        sources = corpus or stored_corpus_paths(checkpoint.info.get("corpus", []), checkpoint.path)
         out_dir = out or checkpoint.path.parent
     else:
         device_type = resolve_device(train_options.get("device", "auto")).type

@@ -5,14 +5,18 @@ from __future__ import annotations
 import hashlib
 import math
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
 from .errors import DataError
 from .text import plural
 
+# How a corpus read from stdin is recorded among its sources (and so in a checkpoint).
+STDIN_SOURCE = "<stdin>"
 MIN_VAL_CHARS = 2
 
 # Byte order marks of the encodings people mistake for UTF-8; UTF-32 LE before UTF-16 LE,
@@ -29,10 +33,15 @@ _BOMS = (
 class Corpus:
     text: str
     sources: tuple[str, ...]
+    label: str = ""
 
     @property
     def name(self) -> str:
-        """A short name for the run directory: the first source's stem."""
+        """A short name for the run directory: what was named first (see read_corpus)."""
+        if self.label:
+            return self.label
+        if self.sources[0] == STDIN_SOURCE:
+            return "stdin"
         return Path(self.sources[0]).stem or "corpus"
 
     @property
@@ -120,26 +129,64 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
-def read_corpus(paths: list[Path | str]) -> Corpus:
-    """Read one or more UTF-8 files (or directories of them) into a single text."""
+def _corpus_label(path: Path | str) -> str:
+    """The run name a corpus path gives: stdin, a directory's name, or a file's stem."""
+    if str(path) == "-":
+        return "stdin"
+    path = Path(path)
+    if path.is_dir():
+        return path.resolve().name or "corpus"
+    return path.stem or "corpus"
+
+
+def read_corpus(paths: list[Path | str], stdin: BinaryIO | None = None) -> Corpus:
+    """Read one or more UTF-8 files (or directories of them, or "-" for stdin) into one text.
+
+    The corpus is named after the first path: a file's stem, a directory's own name, or
+    "stdin". stdin: where "-" reads from [default: sys.stdin.buffer].
+    """
     if not paths:
         raise DataError("no corpus given")
-    files = expand_paths([Path(p) for p in paths])
+    if sum(str(p) == "-" for p in paths) > 1:
+        raise DataError("'-' (stdin) can be given only once")
+    pieces: list[tuple[str, str, bytes]] = []  # (source, name for messages, data)
+    for given in paths:
+        if str(given) == "-":
+            pieces.append((STDIN_SOURCE, "stdin", (stdin or sys.stdin.buffer).read()))
+            continue
+        for file in expand_paths([Path(given)]):
+            try:
+                data = file.read_bytes()
+            except OSError as error:
+                raise DataError(f"cannot read {file}: {error.strerror}") from None
+            # Absolute paths, so a run can be resumed from any directory without naming its corpus.
+            pieces.append((str(file.resolve()), str(file), data))
     parts = []
-    for file in files:
-        try:
-            data = file.read_bytes()
-        except OSError as error:
-            raise DataError(f"cannot read {file}: {error.strerror}") from None
-        text = decode_text(data, str(file))
-        if text and not text.endswith("\n") and len(files) > 1:
+    for _, shown, data in pieces:
+        text = decode_text(data, shown)
+        if text and not text.endswith("\n") and len(pieces) > 1:
             text += "\n"
         parts.append(text)
     text = "".join(parts)
     if not text:
-        raise DataError(f"the corpus is empty: {', '.join(map(str, files))}")
-    # Absolute paths, so a run can be resumed from any directory without naming its corpus.
-    return Corpus(text=text, sources=tuple(str(f.resolve()) for f in files))
+        raise DataError(f"the corpus is empty: {', '.join(shown for _, shown, _ in pieces)}")
+    return Corpus(
+        text=text,
+        sources=tuple(source for source, _, _ in pieces),
+        label=_corpus_label(paths[0]),
+    )
+
+
+def stored_corpus_paths(stored: list[str], checkpoint_path: Path) -> list[Path]:
+    """The corpus a checkpoint names, to read again on --resume; stdin cannot be read again."""
+    if STDIN_SOURCE in stored:
+        again = ["-" if source == STDIN_SOURCE else source for source in stored]
+        command = shlex.join(["charrnn", "train", *again, "--resume", str(checkpoint_path)])
+        raise DataError(
+            f"{checkpoint_path} was trained on text from stdin, which cannot be read again; "
+            f"give the corpus again, e.g. pipe the same text in: ... | {command}"
+        )
+    return [Path(source) for source in stored]
 
 
 def _train_length(total: int, val_fraction: float) -> int:

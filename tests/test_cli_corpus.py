@@ -1,4 +1,4 @@
-"""`charrnn train` on corpora that are awkward: other encodings, short texts."""
+"""`charrnn train` on corpora that are awkward: other encodings, stdin, directories, short texts."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import app
+from charrnn.data import STDIN_SOURCE
 
 runner = CliRunner()
 TINY = "--model gru --layers 1 --hidden 16 --embedding 8 --seq-len 16 --batch-size 4".split()
@@ -93,3 +94,53 @@ def test_a_too_short_training_part_is_blamed_on_the_text_and_seq_len(tmp_path):
 
     assert "the corpus is too short for --seq-len 95: 100 characters give 90 for training" in line
     assert "use a longer text, --seq-len 89 or less, or a --val-fraction of at most 0.04" in line
+
+
+# --- stdin --------------------------------------------------------------------------------------
+
+
+def test_a_dash_trains_on_stdin_in_runs_stdin_and_resume_asks_for_the_text_again(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+
+    first = invoke("train", "-", *TINY, input=TINY_TEXT.encode())
+
+    assert first.exit_code == 0, first.output
+    last = Path("runs") / "stdin" / "last.pt"
+    assert load_checkpoint(last).info["corpus"] == [STDIN_SOURCE]
+
+    forgotten = one_error_line(invoke("train", "--resume", "runs/stdin", "--max-steps", "4"))
+    assert forgotten == (
+        f"error: {last} was trained on text from stdin, which cannot be read again; "
+        f"give the corpus again, e.g. pipe the same text in: ... | charrnn train - --resume {last}"
+    )
+
+    other = invoke("train", "-", "--resume", "runs/stdin", "--max-steps", "4", input=b"other\n")
+    assert "error: the corpus differs" in one_error_line(other)
+
+    again = invoke("train", "-", "--resume", "runs/stdin", "--max-steps", "4", input=TINY_TEXT)
+    assert again.exit_code == 0, again.output
+    assert load_checkpoint(last).info["step"] == 4
+
+
+def test_stdin_that_is_not_utf8_says_to_pipe_it_through_iconv(tmp_path):
+    line = one_error_line(invoke("train", "-", "--out", tmp_path / "run", *TINY, input=b"caf\xe9"))
+
+    assert line.endswith(
+        "stdin is not UTF-8 (bad byte at offset 3); if it is Latin-1, "
+        "pipe it through: iconv -f LATIN1 -t UTF-8"
+    )
+
+
+# --- run names ----------------------------------------------------------------------------------
+
+
+def test_a_directory_corpus_names_its_run_after_the_directory(tmp_path, monkeypatch):
+    write(tmp_path / "mydir" / "a-first-file.txt", TINY_TEXT)
+    monkeypatch.chdir(tmp_path)
+
+    result = invoke("train", "mydir/", *TINY)
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "mydir" / "best.pt").is_file()

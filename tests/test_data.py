@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import write
 
 from charrnn.data import (
+    STDIN_SOURCE,
     RandomWindows,
     StatefulWindows,
     check_split,
     decode_text,
     read_corpus,
     split_ids,
+    stored_corpus_paths,
     val_fraction_range,
     validation_streams,
 )
@@ -188,6 +193,78 @@ def test_decode_text_checks_nul_before_utf8():
     with pytest.raises(DataError, match="NUL byte at offset 1"):
         decode_text(b"a\0\xff", "x")
     assert decode_text("ok é".encode(), "x") == "ok é"
+
+
+# --- stdin and names -----------------------------------------------------------------------
+
+
+def test_a_dash_reads_the_corpus_from_stdin_named_stdin():
+    corpus = read_corpus(["-"], stdin=io.BytesIO("\ufeffpiped\r\ntext\n".encode()))
+
+    assert corpus.text == "piped\ntext\n"
+    assert corpus.sources == (STDIN_SOURCE,)
+    assert corpus.name == "stdin"
+
+
+def test_stdin_can_be_joined_with_files(tmp_path):
+    path = write(tmp_path / "after.txt", "file\n")
+
+    corpus = read_corpus(["-", path], stdin=io.BytesIO(b"piped"))
+
+    assert corpus.text == "piped\nfile\n"
+    assert corpus.sources == (STDIN_SOURCE, str(path))
+    assert corpus.name == "stdin"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"caf\xe9", r"stdin is not UTF-8 .*pipe it through: iconv -f LATIN1 -t UTF-8$"),
+        ("\ufeffhi".encode("utf-16-le"), r"stdin is UTF-16 \(little-endian"),
+        (b"a\0b", r"stdin looks binary \(NUL byte at offset 1\)"),
+        (b"", "the corpus is empty: stdin"),
+    ],
+)
+def test_stdin_is_checked_like_a_file(data, message):
+    with pytest.raises(DataError, match=message):
+        read_corpus(["-"], stdin=io.BytesIO(data))
+
+
+def test_stdin_can_be_given_only_once():
+    with pytest.raises(DataError, match="only once"):
+        read_corpus(["-", "-"], stdin=io.BytesIO(b"text"))
+
+
+def test_a_directory_corpus_is_named_after_the_directory(tmp_path, monkeypatch):
+    folder = tmp_path / "mydir"
+    write(folder / "a.txt", "first\n")
+
+    assert read_corpus([folder]).name == "mydir"
+    assert read_corpus([f"{folder}/"]).name == "mydir"
+    monkeypatch.chdir(folder)
+    assert read_corpus([Path(".")]).name == "mydir"
+
+
+def test_several_paths_are_named_after_the_first(tmp_path):
+    folder = tmp_path / "mydir"
+    write(folder / "z.txt", "inside\n")
+    first = write(tmp_path / "notes.md", "notes\n")
+
+    assert read_corpus([first, folder]).name == "notes"
+    assert read_corpus([folder, first]).name == "mydir"
+
+
+def test_a_stdin_corpus_cannot_be_read_again_on_resume(tmp_path):
+    checkpoint = tmp_path / "runs" / "stdin" / "last.pt"
+
+    with pytest.raises(DataError) as raised:
+        stored_corpus_paths([STDIN_SOURCE], checkpoint)
+
+    assert str(raised.value) == (
+        f"{checkpoint} was trained on text from stdin, which cannot be read again; give the "
+        f"corpus again, e.g. pipe the same text in: ... | charrnn train - --resume {checkpoint}"
+    )
+    assert stored_corpus_paths(["/data/a.txt"], checkpoint) == [Path("/data/a.txt")]
 
 
 def test_corpus_fingerprint_changes_with_the_text(tmp_path):
