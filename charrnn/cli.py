@@ -61,6 +61,7 @@ from .console import (
 )
 from .errors import CharRNNError, ConfigError, DataError
 from .events import TrainStart
+from .text import plural
 
 try:  # Typer 0.2x carries its own copy of click; older Typer uses click itself
     from typer._click import exceptions as click_errors
@@ -422,7 +423,7 @@ def info_command(
             model_config.describe(),
         ),
         ("parameters", f"{loaded.model.num_parameters():,}"),
-        ("vocabulary", f"{len(loaded.vocab)} characters"),
+        ("vocabulary", plural(len(loaded.vocab), "character")),
         ("steps trained", f"{details.get('step', '?')}"),
         ("training time", format_duration(details.get("elapsed_s"))),
         (
@@ -762,7 +763,7 @@ def score_command(
     from .device import resolve_device
     from .scoring import score as score_text
     from .scoring import score_lines
-    from .vocab import describe_chars
+    from .vocab import describe_skipped
 
     if streams is not None and not whole:
         raise ConfigError("--streams applies to --whole only")
@@ -792,11 +793,8 @@ def score_command(
             result = score_lines(loaded, text, config, on_progress=progress)
             rows, total, lines = list(enumerate(result.lines, 1)), result.total, len(result.lines)
     if total.unknown and not quiet:
-        unseen = describe_chars(loaded.vocab.unknown_chars(text))
-        warn(
-            f"{total.unknown:,} character(s) the model never saw were skipped: {unseen} "
-            "(--strict makes them an error)"
-        )
+        unseen = describe_skipped(total.unknown, loaded.vocab.unknown_chars(text))
+        warn(f"{unseen} (--strict makes them an error)")
     if heatmap:
         print_heatmap([scored for _, scored in rows])
     if sort:

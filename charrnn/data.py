@@ -3,22 +3,45 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
 from .errors import DataError
+from .text import plural
+
+# How a corpus read from stdin is recorded among its sources (and so in a checkpoint).
+STDIN_SOURCE = "<stdin>"
+MIN_VAL_CHARS = 2
+
+# Byte order marks of the encodings people mistake for UTF-8; UTF-32 LE before UTF-16 LE,
+# whose mark is its prefix.
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32", "little-endian"),
+    (b"\x00\x00\xfe\xff", "UTF-32", "big-endian"),
+    (b"\xff\xfe", "UTF-16", "little-endian"),
+    (b"\xfe\xff", "UTF-16", "big-endian"),
+)
 
 
 @dataclass(frozen=True)
 class Corpus:
     text: str
     sources: tuple[str, ...]
+    label: str = ""
 
     @property
     def name(self) -> str:
-        """A short name for the run directory: the first source's stem."""
+        """A short name for the run directory: what was named first (see read_corpus)."""
+        if self.label:
+            return self.label
+        if self.sources[0] == STDIN_SOURCE:
+            return "stdin"
         return Path(self.sources[0]).stem or "corpus"
 
     @property
@@ -26,24 +49,60 @@ class Corpus:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
+def _utf_bom(data: bytes) -> tuple[str, str] | None:
+    """(encoding, byte order) when `data` starts with a UTF-16 or UTF-32 byte order mark."""
+    for bom, encoding, order in _BOMS:
+        if data.startswith(bom):
+            return encoding, order
+    return None
+
+
+def _iconv_hint(source: str, encoding: str) -> str:
+    """A command that converts `source` to UTF-8 as printed (or a pipe, for stdin)."""
+    if source == "stdin":
+        return f"pipe it through: iconv -f {encoding} -t UTF-8"
+    path = Path(source)
+    target = path.with_name(f"{path.stem}.utf8{path.suffix or '.txt'}")
+    return (
+        f"convert it with: iconv -f {encoding} -t UTF-8 {shlex.quote(source)} "
+        f"> {shlex.quote(str(target))}"
+    )
+
+
 def decode_text(data: bytes, source: str) -> str:
-    """UTF-8 text from bytes, refusing binary data and naming the first bad byte."""
+    """UTF-8 text from bytes, refusing binary data and naming the first bad byte.
+
+    source: the file name for messages; "stdin" for text read from standard input.
+    """
+    bom = _utf_bom(data)
+    if bom is not None:
+        encoding, order = bom
+        raise DataError(
+            f"{source} is {encoding} ({order}, with a byte order mark), not UTF-8; "
+            f"{_iconv_hint(source, encoding)}"
+        )
     nul = data.find(b"\0")
     if nul != -1:
         raise DataError(f"{source} looks binary (NUL byte at offset {nul}); give a UTF-8 text file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
+        # Bytes 0x80-0x9F are control codes in Latin-1 but quotes, dashes and the euro sign in
+        # Windows-1252, so a bad byte there means Windows text.
+        encoding = "CP1252" if 0x80 <= data[error.start] <= 0x9F else "LATIN1"
         raise DataError(
             f"{source} is not UTF-8 (bad byte at offset {error.start}); "
-            f"convert it with: iconv -t UTF-8 {source}"
+            f"if it is {'Windows-1252' if encoding == 'CP1252' else 'Latin-1'}, "
+            f"{_iconv_hint(source, encoding)}"
         ) from None
     return text.removeprefix("\ufeff").replace("\r\n", "\n")
 
 
 def _is_text_file(path: Path) -> bool:
     with path.open("rb") as handle:
-        return b"\0" not in handle.read(8192)
+        head = handle.read(8192)
+    # UTF-16 text is full of NUL bytes but is text: keep it, so decode_text can say how to convert it.
+    return b"\0" not in head or _utf_bom(head) is not None
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
@@ -70,42 +129,137 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
-def read_corpus(paths: list[Path | str]) -> Corpus:
-    """Read one or more UTF-8 files (or directories of them) into a single text."""
+def _corpus_label(path: Path | str) -> str:
+    """The run name a corpus path gives: stdin, a directory's name, or a file's stem."""
+    if str(path) == "-":
+        return "stdin"
+    path = Path(path)
+    if path.is_dir():
+        return path.resolve().name or "corpus"
+    return path.stem or "corpus"
+
+
+def read_corpus(paths: list[Path | str], stdin: BinaryIO | None = None) -> Corpus:
+    """Read one or more UTF-8 files (or directories of them, or "-" for stdin) into one text.
+
+    The corpus is named after the first path: a file's stem, a directory's own name, or
+    "stdin". stdin: where "-" reads from [default: sys.stdin.buffer].
+    """
     if not paths:
         raise DataError("no corpus given")
-    files = expand_paths([Path(p) for p in paths])
+    if sum(str(p) == "-" for p in paths) > 1:
+        raise DataError("'-' (stdin) can be given only once")
+    pieces: list[tuple[str, str, bytes]] = []  # (source, name for messages, data)
+    for given in paths:
+        if str(given) == "-":
+            pieces.append((STDIN_SOURCE, "stdin", (stdin or sys.stdin.buffer).read()))
+            continue
+        for file in expand_paths([Path(given)]):
+            try:
+                data = file.read_bytes()
+            except OSError as error:
+                raise DataError(f"cannot read {file}: {error.strerror}") from None
+            # Absolute paths, so a run can be resumed from any directory without naming its corpus.
+            pieces.append((str(file.resolve()), str(file), data))
     parts = []
-    for file in files:
-        try:
-            data = file.read_bytes()
-        except OSError as error:
-            raise DataError(f"cannot read {file}: {error.strerror}") from None
-        text = decode_text(data, str(file))
-        if text and not text.endswith("\n") and len(files) > 1:
+    for _, shown, data in pieces:
+        text = decode_text(data, shown)
+        if text and not text.endswith("\n") and len(pieces) > 1:
             text += "\n"
         parts.append(text)
     text = "".join(parts)
     if not text:
-        raise DataError(f"the corpus is empty: {', '.join(map(str, files))}")
-    # Absolute paths, so a run can be resumed from any directory without naming its corpus.
-    return Corpus(text=text, sources=tuple(str(f.resolve()) for f in files))
+        raise DataError(f"the corpus is empty: {', '.join(shown for _, shown, _ in pieces)}")
+    return Corpus(
+        text=text,
+        sources=tuple(source for source, _, _ in pieces),
+        label=_corpus_label(paths[0]),
+    )
+
+
+def stored_corpus_paths(stored: list[str], checkpoint_path: Path) -> list[Path]:
+    """The corpus a checkpoint names, to read again on --resume; stdin cannot be read again."""
+    if STDIN_SOURCE in stored:
+        again = ["-" if source == STDIN_SOURCE else source for source in stored]
+        command = shlex.join(["charrnn", "train", *again, "--resume", str(checkpoint_path)])
+        raise DataError(
+            f"{checkpoint_path} was trained on text from stdin, which cannot be read again; "
+            f"give the corpus again, e.g. pipe the same text in: ... | {command}"
+        )
+    return [Path(source) for source in stored]
+
+
+def _train_length(total: int, val_fraction: float) -> int:
+    return int(total * (1.0 - val_fraction))
 
 
 def split_ids(ids: torch.Tensor, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The last `val_fraction` of the text validates, the rest trains (nanoGPT's convention)."""
-    n_train = int(len(ids) * (1.0 - val_fraction))
+    n_train = _train_length(len(ids), val_fraction)
     return ids[:n_train], ids[n_train:]
 
 
+def val_fraction_range(total: int, window: int) -> tuple[str, str] | None:
+    """The least and greatest --val-fraction, as short decimals, that leave `window` characters
+    for training and MIN_VAL_CHARS for validation out of `total`; None when none does."""
+
+    def works(fraction: float) -> bool:
+        n_train = _train_length(total, fraction)
+        return 0 < fraction < 1 and window <= n_train <= total - MIN_VAL_CHARS
+
+    if total < window + MIN_VAL_CHARS:
+        return None
+    # Two significant figures of the smallest fraction, more where the range is narrow.
+    first = max(2, 1 - math.floor(math.log10(1 / total)))
+    for decimals in range(first, 16):
+        scale = 10**decimals
+        low, high = math.floor(scale / total), math.ceil((1 - window / total) * scale)
+        while low <= high and not works(low / scale):
+            low += 1
+        while high > low and not works(high / scale):
+            high -= 1
+        if low <= high and works(low / scale) and works(high / scale):
+            return _short_decimal(low, decimals), _short_decimal(high, decimals)
+    return None
+
+
+def _short_decimal(units: int, decimals: int) -> str:
+    return f"{units / 10**decimals:.{decimals}f}".rstrip("0").rstrip(".")
+
+
 def check_split(train_ids: torch.Tensor, val_ids: torch.Tensor, seq_len: int) -> None:
-    if len(train_ids) < seq_len + 1 or len(val_ids) < 2:
-        total = len(train_ids) + len(val_ids)
+    """Refuse a split too short for one training window or for validation, blaming the cause."""
+    n_train, n_val = len(train_ids), len(val_ids)
+    window = seq_len + 1
+    if n_train >= window and n_val >= MIN_VAL_CHARS:
+        return
+    total = n_train + n_val
+    split = (
+        f"{plural(total, 'character')} give {n_train:,} for training and {n_val:,} for validation"
+    )
+    fractions = val_fraction_range(total, window)
+    if fractions is None:  # too short whatever the split
         raise DataError(
-            f"the corpus is too short: {total} characters give {len(train_ids)} for training and "
-            f"{len(val_ids)} for validation, but one training window needs {seq_len + 1} and "
-            f"validation needs 2; use a longer text or a smaller --seq-len"
+            f"the corpus is too short: {split}, but one training window needs {window:,} "
+            f"(--seq-len {seq_len} + 1) and validation needs {MIN_VAL_CHARS}; use a longer text "
+            f"(at least {plural(window + MIN_VAL_CHARS, 'character')}) or a smaller --seq-len"
         )
+    least, most = fractions
+    if n_val < MIN_VAL_CHARS:  # the text is long enough: --val-fraction holds out too little
+        wider = (
+            f"--val-fraction {least} or more"
+            if float(most) >= 0.5
+            else (f"a --val-fraction from {least} to {most}")
+        )
+        raise DataError(
+            f"--val-fraction is too small for this corpus: {split}, but validation needs "
+            f"{MIN_VAL_CHARS}; use {wider}"
+        )
+    fixes = f"--seq-len {n_train - 1} or less" if n_train > 1 else "a smaller --seq-len"
+    raise DataError(
+        f"the corpus is too short for --seq-len {seq_len}: {split}, but one training window "
+        f"needs {window:,}; use a longer text, {fixes}, or a --val-fraction of at most {most}"
+    )
 
 
 class RandomWindows:

@@ -16,7 +16,7 @@ import torch
 from . import resources
 from .checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from .config import ModelConfig, TrainConfig, build_configs, resume_config
-from .data import Corpus, read_corpus
+from .data import STDIN_SOURCE, Corpus, read_corpus, stored_corpus_paths
 from .device import resolve_device
 from .threads import ThreadChoice, choose_threads
 from .vocab import Vocab
@@ -38,13 +38,8 @@ class RunPlan:
     @property
     def resume_command(self) -> list[str]:
         """The command that continues this run from its last.pt."""
-        return [
-            "charrnn",
-            "train",
-            *self.corpus.sources,
-            "--resume",
-            str(self.out_dir / "last.pt"),
-        ]
+        sources = ["-" if source == STDIN_SOURCE else source for source in self.corpus.sources]
+        return ["charrnn", "train", *sources, "--resume", str(self.out_dir / "last.pt")]
 
 
 def plan_run(
@@ -73,7 +68,7 @@ def plan_run(
             checkpoint.train_config, checkpoint.model_config, model_options, train_options
         )
         model_config = checkpoint.model_config
-        sources = corpus or [Path(p) for p in checkpoint.info.get("corpus", [])]
+        sources = corpus or stored_corpus_paths(checkpoint.info.get("corpus", []), checkpoint.path)
         out_dir = Path(out) if out else checkpoint.path.parent
     else:
         if not corpus:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import torch
 
 from .errors import VocabError
+from .text import plural
 
 
 class Vocab:
@@ -42,7 +43,7 @@ class Vocab:
         missing = self.unknown_chars(text)
         if missing:
             raise VocabError(
-                f"the text has {len(missing)} character(s) the model never saw: "
+                f"the text has {plural(len(missing), 'character')} the model never saw: "
                 f"{describe_chars(missing)}"
             )
         return [self.index[c] for c in text]
@@ -65,3 +66,15 @@ def describe_chars(chars: Iterable[str], limit: int = 20) -> str:
     shown = [repr(c) for c in chars[:limit]]
     rest = len(chars) - len(shown)
     return ", ".join(shown) + (f" and {rest} more" if rest > 0 else "")
+
+
+def describe_skipped(occurrences: int, chars: Iterable[str]) -> str:
+    """What skipping unseen characters cost: how often they occurred, and which they were.
+
+    "skipped 7 occurrences of 2 characters the model never saw: 'é', '€'"
+    """
+    chars = list(chars)
+    return (
+        f"skipped {plural(occurrences, 'occurrence')} of {plural(len(chars), 'character')} "
+        f"the model never saw: {describe_chars(chars)}"
+    )

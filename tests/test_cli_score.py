@@ -233,7 +233,12 @@ def test_unknown_characters_are_warned_counted_and_strict_refuses_them(lstm_chec
     assert lenient.exit_code == 0
     rows = tsv_rows(lenient.stdout)
     assert (rows[2][1], rows[2][2]) == ("8", "1")
-    assert "1 character(s) the model never saw were skipped: '\u00e9'" in lenient.stderr
+    assert "skipped 1 occurrence of 1 character the model never saw: '\u00e9'" in lenient.stderr
+
+    several = invoke("-c", lstm_checkpoint, input="\u00e9t\u00e9 \u20ac\n\u00e9\n")
+    assert "skipped 4 occurrences of 2 characters the model never saw: '\u00e9', '\u20ac'" in (
+        several.stderr
+    )
 
     strict = invoke("-c", lstm_checkpoint, "--strict", input=text)
     assert strict.exit_code == 1 and strict.stdout == ""

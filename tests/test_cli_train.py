@@ -219,7 +219,8 @@ def make_bad_corpus(tmp_path: Path, kind: str) -> Path:
         # "naïve text, caf" is 16 bytes in UTF-8, so the Latin-1 é is byte 16.
         (
             "latin1",
-            r"latin1\.txt is not UTF-8 \(bad byte at offset 16\); convert it with: iconv -t UTF-8",
+            r"latin1\.txt is not UTF-8 \(bad byte at offset 16\); if it is Latin-1, "
+            r"convert it with: iconv -f LATIN1 -t UTF-8 \S*latin1\.txt > \S*latin1\.utf8\.txt$",
         ),
         ("nul", r"binary\.txt looks binary \(NUL byte at offset 9\)"),
         (

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import write
 
 from charrnn.data import (
+    STDIN_SOURCE,
     RandomWindows,
     StatefulWindows,
     check_split,
     decode_text,
     read_corpus,
     split_ids,
+    stored_corpus_paths,
+    val_fraction_range,
     validation_streams,
 )
 from charrnn.errors import DataError
@@ -104,6 +110,78 @@ def test_non_utf8_text_names_the_byte_offset(tmp_path, data, offset):
     assert "iconv" in message  # the error says how to fix it
 
 
+def test_non_utf8_hint_is_a_command_that_works_as_printed(tmp_path):
+    path = write(tmp_path / "my notes.txt", b"caf\xe9\n")
+
+    with pytest.raises(DataError) as raised:
+        read_corpus([path])
+
+    target = tmp_path / "my notes.utf8.txt"
+    assert str(raised.value).endswith(
+        f"if it is Latin-1, convert it with: iconv -f LATIN1 -t UTF-8 '{path}' > '{target}'"
+    )
+
+
+def test_a_bad_byte_in_0x80_to_0x9f_suggests_windows_1252(tmp_path):
+    path = write(tmp_path / "quotes.txt", b"\x93quoted\x94\n")
+
+    with pytest.raises(DataError) as raised:
+        read_corpus([path])
+
+    assert str(raised.value).endswith(
+        f"if it is Windows-1252, convert it with: iconv -f CP1252 -t UTF-8 {path} "
+        f"> {tmp_path / 'quotes.utf8.txt'}"
+    )
+
+
+def test_non_utf8_on_stdin_says_to_pipe_it_through_iconv():
+    with pytest.raises(DataError) as raised:
+        decode_text(b"caf\xe9", "stdin")
+
+    assert str(raised.value) == (
+        "stdin is not UTF-8 (bad byte at offset 3); if it is Latin-1, "
+        "pipe it through: iconv -f LATIN1 -t UTF-8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "python_codec", "order"),
+    [
+        ("UTF-16", "utf-16-le", "little-endian"),
+        ("UTF-16", "utf-16-be", "big-endian"),
+        ("UTF-32", "utf-32-le", "little-endian"),
+        ("UTF-32", "utf-32-be", "big-endian"),
+    ],
+)
+def test_utf16_and_utf32_with_a_byte_order_mark_are_named_not_called_binary(
+    tmp_path, encoding, python_codec, order
+):
+    path = write(tmp_path / "wide.txt", "\ufeffhello, wörld\n".encode(python_codec))
+
+    with pytest.raises(DataError) as raised:
+        read_corpus([path])
+
+    assert str(raised.value) == (
+        f"{path} is {encoding} ({order}, with a byte order mark), not UTF-8; "
+        f"convert it with: iconv -f {encoding} -t UTF-8 {path} > {tmp_path / 'wide.utf8.txt'}"
+    )
+
+
+def test_a_utf16_file_in_a_directory_is_reported_not_skipped(tmp_path):
+    folder = tmp_path / "mixed"
+    write(folder / "a.txt", "plain\n")
+    wide = write(folder / "b.txt", "\ufeffwide\n".encode("utf-16-le"))
+
+    with pytest.raises(DataError, match=rf"{wide} is UTF-16 \(little-endian"):
+        read_corpus([folder])
+
+
+def test_a_utf8_byte_order_mark_is_still_just_dropped(tmp_path):
+    path = write(tmp_path / "bom.txt", "\ufeffplain text\n".encode())
+
+    assert read_corpus([path]).text == "plain text\n"
+
+
 def test_nul_bytes_mean_binary_data(tmp_path):
     path = write(tmp_path / "blob.txt", b"looks like text\0then not")
 
@@ -115,6 +193,78 @@ def test_decode_text_checks_nul_before_utf8():
     with pytest.raises(DataError, match="NUL byte at offset 1"):
         decode_text(b"a\0\xff", "x")
     assert decode_text("ok é".encode(), "x") == "ok é"
+
+
+# --- stdin and names -----------------------------------------------------------------------
+
+
+def test_a_dash_reads_the_corpus_from_stdin_named_stdin():
+    corpus = read_corpus(["-"], stdin=io.BytesIO("\ufeffpiped\r\ntext\n".encode()))
+
+    assert corpus.text == "piped\ntext\n"
+    assert corpus.sources == (STDIN_SOURCE,)
+    assert corpus.name == "stdin"
+
+
+def test_stdin_can_be_joined_with_files(tmp_path):
+    path = write(tmp_path / "after.txt", "file\n")
+
+    corpus = read_corpus(["-", path], stdin=io.BytesIO(b"piped"))
+
+    assert corpus.text == "piped\nfile\n"
+    assert corpus.sources == (STDIN_SOURCE, str(path))
+    assert corpus.name == "stdin"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"caf\xe9", r"stdin is not UTF-8 .*pipe it through: iconv -f LATIN1 -t UTF-8$"),
+        ("\ufeffhi".encode("utf-16-le"), r"stdin is UTF-16 \(little-endian"),
+        (b"a\0b", r"stdin looks binary \(NUL byte at offset 1\)"),
+        (b"", "the corpus is empty: stdin"),
+    ],
+)
+def test_stdin_is_checked_like_a_file(data, message):
+    with pytest.raises(DataError, match=message):
+        read_corpus(["-"], stdin=io.BytesIO(data))
+
+
+def test_stdin_can_be_given_only_once():
+    with pytest.raises(DataError, match="only once"):
+        read_corpus(["-", "-"], stdin=io.BytesIO(b"text"))
+
+
+def test_a_directory_corpus_is_named_after_the_directory(tmp_path, monkeypatch):
+    folder = tmp_path / "mydir"
+    write(folder / "a.txt", "first\n")
+
+    assert read_corpus([folder]).name == "mydir"
+    assert read_corpus([f"{folder}/"]).name == "mydir"
+    monkeypatch.chdir(folder)
+    assert read_corpus([Path(".")]).name == "mydir"
+
+
+def test_several_paths_are_named_after_the_first(tmp_path):
+    folder = tmp_path / "mydir"
+    write(folder / "z.txt", "inside\n")
+    first = write(tmp_path / "notes.md", "notes\n")
+
+    assert read_corpus([first, folder]).name == "notes"
+    assert read_corpus([folder, first]).name == "mydir"
+
+
+def test_a_stdin_corpus_cannot_be_read_again_on_resume(tmp_path):
+    checkpoint = tmp_path / "runs" / "stdin" / "last.pt"
+
+    with pytest.raises(DataError) as raised:
+        stored_corpus_paths([STDIN_SOURCE], checkpoint)
+
+    assert str(raised.value) == (
+        f"{checkpoint} was trained on text from stdin, which cannot be read again; give the "
+        f"corpus again, e.g. pipe the same text in: ... | charrnn train - --resume {checkpoint}"
+    )
+    assert stored_corpus_paths(["/data/a.txt"], checkpoint) == [Path("/data/a.txt")]
 
 
 def test_corpus_fingerprint_changes_with_the_text(tmp_path):
@@ -149,8 +299,59 @@ def test_too_short_corpus_is_an_error_that_says_what_is_needed():
     assert "needs 19" in message
     assert "--seq-len" in message
 
-    with pytest.raises(DataError, match="too short"):
-        check_split(*split_ids(torch.arange(20), 0.05), seq_len=4)  # 1 validation char
+    # Too short whatever the split: the message says so and does not blame --val-fraction.
+    assert "--val-fraction" not in message
+    assert "at least 21 characters" in message
+
+
+def test_a_too_small_val_fraction_is_blamed_with_the_least_that_works():
+    train_ids, val_ids = split_ids(torch.arange(20), 0.05)  # 19 train, 1 val
+
+    with pytest.raises(DataError) as raised:
+        check_split(train_ids, val_ids, seq_len=4)
+
+    assert str(raised.value) == (
+        "--val-fraction is too small for this corpus: 20 characters give 19 for training and "
+        "1 for validation, but validation needs 2; use --val-fraction 0.051 or more"
+    )
+    check_split(*split_ids(torch.arange(20), 0.051), seq_len=4)
+    with pytest.raises(DataError):
+        check_split(*split_ids(torch.arange(20), 0.050), seq_len=4)
+
+
+def test_a_too_short_training_part_is_blamed_on_the_length_and_seq_len():
+    train_ids, val_ids = split_ids(torch.arange(200), 0.6)  # 80 train, 120 val
+
+    with pytest.raises(DataError) as raised:
+        check_split(train_ids, val_ids, seq_len=100)
+
+    assert str(raised.value) == (
+        "the corpus is too short for --seq-len 100: 200 characters give 80 for training and "
+        "120 for validation, but one training window needs 101; use a longer text, "
+        "--seq-len 79 or less, or a --val-fraction of at most 0.495"
+    )
+    check_split(*split_ids(torch.arange(200), 0.6), seq_len=79)
+    check_split(*split_ids(torch.arange(200), 0.495), seq_len=100)
+    with pytest.raises(DataError):
+        check_split(*split_ids(torch.arange(200), 0.496), seq_len=100)
+
+
+@pytest.mark.parametrize(("total", "window"), [(20, 5), (150, 17), (1000, 101), (100_003, 50)])
+def test_val_fraction_range_is_exactly_the_fractions_that_work(total, window):
+    least, most = val_fraction_range(total, window)
+    ids = torch.arange(total)
+    step = 10 ** -len(least.split(".")[1])
+
+    for fraction in (float(least), float(most)):
+        train_ids, val_ids = split_ids(ids, fraction)
+        assert len(train_ids) >= window and len(val_ids) >= 2
+    assert len(split_ids(ids, float(least) - step)[1]) < 2  # one step less holds out too little
+
+
+def test_no_val_fraction_works_for_a_text_shorter_than_a_window_and_validation():
+    assert val_fraction_range(20, 19) is None
+    # 21 characters leave exactly 19 for training and 2 for validation when 1/21 < f <= 2/21.
+    assert val_fraction_range(21, 19) == ("0.048", "0.095")
 
 
 # --- windows -------------------------------------------------------------------------------

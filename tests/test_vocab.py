@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from charrnn.errors import VocabError
-from charrnn.vocab import Vocab, describe_chars
+from charrnn.vocab import Vocab, describe_chars, describe_skipped
 
 UNICODE_TEXT = "Café — naïve 🙂 façade\nzebra ÅNGSTRÖM 🙂 é"
 
@@ -46,10 +46,25 @@ def test_unknown_characters_raise_an_error_that_lists_them():
         vocab.encode("abXcé\tX")
 
     message = str(raised.value)
-    assert "3 character(s)" in message
+    assert "the text has 3 characters the model never saw" in message
     for shown in ("'X'", "'é'", "'\\t'"):  # control characters shown by their escape
         assert shown in message
     assert vocab.unknown_chars("abXcé\tX") == ["\t", "X", "é"]
+
+
+def test_one_unknown_character_is_counted_in_the_singular():
+    with pytest.raises(VocabError, match="the text has 1 character the model never saw: 'X'"):
+        Vocab.from_text("abc").encode("abXc")
+
+
+def test_skipped_characters_are_described_by_occurrences_and_by_distinct_characters():
+    assert describe_skipped(7, ["é", "€"]) == (
+        "skipped 7 occurrences of 2 characters the model never saw: 'é', '€'"
+    )
+    assert (
+        describe_skipped(1, ["é"]) == "skipped 1 occurrence of 1 character the model never saw: 'é'"
+    )
+    assert describe_skipped(3, ["é"]).startswith("skipped 3 occurrences of 1 character ")
 
 
 def test_skip_mode_drops_unknown_characters():
