@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
+from .text import plural
 
 CELLS = ("lstm", "gru", "rnn")
 WINDOWS = ("random", "stateful")
@@ -54,9 +55,8 @@ class ModelConfig:
 
     def describe(self) -> str:
         """Long: 'LSTM, 2 layers x 384 hidden, embedding 64, dropout 0.0'."""
-        layers = f"{self.num_layers} layer{'s' * (self.num_layers != 1)}"
         return (
-            f"{self.cell.upper()}, {layers} x {self.hidden_size} hidden, "
+            f"{self.cell.upper()}, {plural(self.num_layers, 'layer')} x {self.hidden_size} hidden, "
             f"embedding {self.embedding_size}, dropout {self.dropout}"
         )
 

@@ -12,6 +12,8 @@ import os
 import time
 from dataclasses import dataclass
 
+from .text import plural
+
 PROBE_SECONDS = 0.2  # long enough to see a busy core, short enough not to be noticed
 FREE_SHARE = 0.5  # a core idle for at least this share of the probe counts as free
 
@@ -76,18 +78,18 @@ def choose_threads(
     least one.
     """
     if requested is not None:
-        return ThreadChoice(requested, f"{requested} thread{'s' * (requested != 1)} (--threads)")
+        return ThreadChoice(requested, f"{plural(requested, 'thread')} (--threads)")
     if os.environ.get("OMP_NUM_THREADS"):
-        return ThreadChoice(default, f"{default} thread{'s' * (default != 1)} (OMP_NUM_THREADS)")
+        return ThreadChoice(default, f"{plural(default, 'thread')} (OMP_NUM_THREADS)")
     free = free_cores(probe_seconds)
     if free is None or default <= 1:
-        return ThreadChoice(default, f"{default} thread{'s' * (default != 1)}")
+        return ThreadChoice(default, plural(default, "thread"))
     count = max(1, min(default, int(free)))
     if count < default:
         busy = usable_cores() - int(free)
         return ThreadChoice(
             count,
-            f"{count} thread{'s' * (count != 1)}: {busy} of {usable_cores()} cores busy with "
+            f"{plural(count, 'thread')}: {busy} of {usable_cores()} cores busy with "
             "other work (a thread on a busy core stalls the rest; --threads N overrides)",
         )
     return ThreadChoice(count, f"{count} threads (all free cores)")
