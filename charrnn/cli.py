@@ -203,7 +203,11 @@ def train(
         typer.Option(help=_help("Stop after this many steps.", TrainConfig, "max_steps")),
     ] = None,
     max_time: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds (the LR schedule fits it).")
+        float | None,
+        typer.Option(
+            help="Stop after this many seconds of this invocation (a resumed run gets this many "
+            "more); the LR schedule decays to its floor by then."
+        ),
     ] = None,
     patience: Annotated[
         int | None, typer.Option(help="Stop after N evaluations without a new best val loss.")

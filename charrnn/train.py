@@ -26,14 +26,30 @@ from .sampling import preview
 from .vocab import Vocab
 
 
-def learning_rate(config: TrainConfig, step: int, elapsed_s: float) -> float:
-    """Linear warmup, then cosine decay to min_lr_ratio * lr at max_steps or max_time."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
+def schedule_progress(
+    config: TrainConfig, step: int, session_s: float, start_progress: float = 0.0
+) -> float:
+    """How far along its cosine the schedule is, in [0, 1]: by steps towards max_steps, or by
+    time, whichever is further. With max_time, the time share runs from `start_progress` (where a
+    resumed run's schedule stood) to 1 over this invocation's budget.
+
+    session_s: seconds this invocation has trained (a resumed run's earlier sessions excluded).
+    """
     progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
     if config.max_time:
-        progress = max(progress, elapsed_s / config.max_time)
-    progress = min(1.0, progress)
+        by_time = start_progress + (1.0 - start_progress) * session_s / config.max_time
+        progress = max(progress, by_time)
+    return min(1.0, max(0.0, progress))
+
+
+def learning_rate(
+    config: TrainConfig, step: int, session_s: float, start_progress: float = 0.0
+) -> float:
+    """Linear warmup, then cosine decay to min_lr_ratio * lr at max_steps or at the end of this
+    invocation's max_time (see schedule_progress)."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = schedule_progress(config, step, session_s, start_progress)
     floor = config.lr * config.min_lr_ratio
     return floor + 0.5 * (config.lr - floor) * (1.0 + math.cos(math.pi * progress))
 
@@ -172,9 +188,14 @@ class _Run:
         self.last_train_loss = float("nan")
         self.evals_since_best = 0
         self.prior_elapsed = 0.0  # seconds trained before this session (resumed runs)
+        self.start_progress = 0.0  # where the schedule stood when this session began
         self.carried: State | None = None  # hidden state carried between stateful windows
         if resume is not None:
             self._restore(resume.training_state)
+            if "schedule_progress" not in resume.training_state:
+                # Saved by an older charrnn, whose time limit counted the whole run's time.
+                saved_config = resume.train_config or config
+                self.start_progress = schedule_progress(saved_config, self.step, self.prior_elapsed)
             _trim_metrics(self.metrics_path, self.step)
         elif overwrite:
             # Nothing of the old run may survive to be mistaken for this one's (e.g. its best.pt
@@ -200,6 +221,7 @@ class _Run:
             "last_val_loss": self.last_val_loss,
             "evals_since_best": self.evals_since_best,
             "elapsed_s": self.elapsed(),
+            "schedule_progress": self.schedule_progress(),
         }
 
     def _restore(self, saved: dict[str, Any]) -> None:
@@ -215,6 +237,7 @@ class _Run:
         self.last_val_loss = saved.get("last_val_loss")
         self.evals_since_best = int(saved.get("evals_since_best", 0))
         self.prior_elapsed = float(saved.get("elapsed_s", 0.0))
+        self.start_progress = float(saved.get("schedule_progress", 0.0))
 
     def _info(self, val_loss: float | None) -> dict[str, Any]:
         return {
@@ -249,12 +272,28 @@ class _Run:
         return "bf16" if self.bf16 else "fp32"
 
     def elapsed(self) -> float:
-        return self.prior_elapsed + time.perf_counter() - self.session_start
+        """Seconds the whole run has trained, earlier sessions of a resumed run included."""
+        return self.prior_elapsed + self.session_elapsed()
+
+    def session_elapsed(self) -> float:
+        """Seconds this session has trained: what --max-time limits."""
+        return time.perf_counter() - self.session_start
+
+    def schedule_progress(self) -> float:
+        return schedule_progress(
+            self.config, self.step, self.session_elapsed(), self.start_progress
+        )
+
+    def learning_rate(self) -> float:
+        return learning_rate(self.config, self.step, self.session_elapsed(), self.start_progress)
+
+    def out_of_time(self) -> bool:
+        return self.config.max_time is not None and self.session_elapsed() >= self.config.max_time
 
     def chars_per_second(self) -> float:
         """Training speed over this session (a resumed run's earlier sessions do not count)."""
         session_chars = (self.step - self.session_start_step) * self.chars_per_step
-        return session_chars / max(self.elapsed() - self.prior_elapsed, 1e-9)
+        return session_chars / max(self.session_elapsed(), 1e-9)
 
     def start_event(self) -> TrainStart:
         return TrainStart(
@@ -274,7 +313,8 @@ class _Run:
         remaining = self.config.max_steps - self.step
         eta = remaining * self.chars_per_step / speed if speed > 0 else None
         if self.config.max_time is not None:
-            eta = min(eta if eta is not None else math.inf, max(0.0, self.config.max_time - now))
+            time_left = max(0.0, self.config.max_time - self.session_elapsed())
+            eta = min(eta if eta is not None else math.inf, time_left)
         return StepReport(
             self.step,
             self.config.max_steps,
@@ -290,7 +330,7 @@ class _Run:
     # --- training ----------------------------------------------------------------------------
 
     def set_learning_rate(self) -> float:
-        lr = learning_rate(self.config, self.step, self.elapsed())
+        lr = self.learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
@@ -404,7 +444,7 @@ def train(
         if stop_requested():
             stop_reason = "interrupted"
             break
-        if config.max_time is not None and run.elapsed() >= config.max_time:
+        if run.out_of_time():
             stop_reason = "max_time"
             break
         lr = run.set_learning_rate()
@@ -427,5 +467,5 @@ def train(
         run.save_last()
     elif run.last_eval_step != run.step:
         # Stopped by the clock between evaluations: evaluate once more so nothing is lost.
-        emit(run.evaluate(learning_rate(config, run.step, run.elapsed())))
+        emit(run.evaluate(run.learning_rate()))
     return run.result(stop_reason)

@@ -379,6 +379,22 @@ def test_resume_finds_the_corpus_in_the_checkpoint(finished_run):
     assert load_checkpoint(finished_run / "last.pt").info["step"] == 5
 
 
+def test_max_time_on_resume_gives_this_invocation_that_many_seconds(tmp_path, tiny_corpus):
+    out = tmp_path / "run"
+    limits = ["--max-steps", "1000000", "--eval-every", "1000000", "--max-time", "0.5", "-q"]
+    first = invoke("train", tiny_corpus, "--out", out, *TINY, *limits)
+    assert first.exit_code == 0, first.output
+    before = load_checkpoint(out / "last.pt").info
+
+    resumed = invoke("train", "--resume", out, "--max-time", "0.5", "-q")
+
+    assert resumed.exit_code == 0, resumed.output
+    assert "reached --max-time" in resumed.stderr
+    after = load_checkpoint(out / "last.pt").info
+    assert after["step"] > before["step"]  # it used to stop at once: 0.5 s were already spent
+    assert after["elapsed_s"] - before["elapsed_s"] >= 0.5
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

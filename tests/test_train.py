@@ -377,6 +377,73 @@ def test_learning_rate_fits_the_schedule_to_max_time():
     assert learning_rate(config, 5, 100.0) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_learning_rate_on_resume_continues_from_where_the_schedule_stood():
+    config = TrainConfig(
+        lr=1.0, warmup_steps=0, max_steps=1_000_000, max_time=100.0, min_lr_ratio=0.0
+    )
+
+    assert learning_rate(config, 5, 0.0, start_progress=0.5) == pytest.approx(0.5, abs=1e-6)
+    assert learning_rate(config, 5, 50.0, start_progress=0.5) == pytest.approx(
+        0.5 * (1 + math.cos(math.pi * 0.75)), abs=1e-6
+    )
+    assert learning_rate(config, 5, 100.0, start_progress=0.5) == pytest.approx(0.0, abs=1e-9)
+
+
+class FakeClock:
+    """Stands in for `time` in the training module: one second passes per reported step."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def tick(self, event) -> None:
+        if isinstance(event, StepReport):
+            self.now += 1.0
+
+
+def test_max_time_is_the_budget_of_each_invocation_and_the_schedule_carries_on(
+    tmp_path, corpus, monkeypatch
+):
+    clock = FakeClock()
+    monkeypatch.setattr(train_module, "time", clock)
+    config = fast(
+        max_steps=1_000_000, eval_every=1_000_000, warmup_steps=0, max_time=10.0, min_lr_ratio=0.0
+    )
+    out = tmp_path / "run"
+    first, resumed = [], []
+
+    stopped = train(
+        corpus,
+        tiny_model("gru"),
+        config,
+        out,
+        on_event=lambda e: (first.append(e), clock.tick(e)),
+        should_stop=stop_after(4),
+    )
+    assert stopped.step == 4
+    assert load_checkpoint(out / "last.pt").training_state["schedule_progress"] == 0.4
+    result = train(
+        corpus,
+        None,
+        config,
+        out,
+        resume=load_checkpoint(out / "last.pt"),
+        on_event=lambda e: (resumed.append(e), clock.tick(e)),
+    )
+
+    # 10 more seconds for this invocation, though the run has already trained for 4.
+    assert (result.stop_reason, result.step) == ("max_time", 14)
+    steps = [e for e in first + resumed if isinstance(e, StepReport)]
+    assert [e.step for e in steps] == list(range(1, 15))
+    # The cosine goes on from 0.4 (where the first session stopped) and ends with the budget.
+    progress = [s / 10 for s in range(4)] + [0.4 + 0.6 * s / 10 for s in range(10)]
+    expected = [0.5 * 1e-2 * (1 + math.cos(math.pi * p)) for p in progress]
+    assert [e.lr for e in steps] == pytest.approx(expected, rel=1e-9)
+    assert steps[-1].eta_s == pytest.approx(1.0)
+
+
 def test_the_metrics_lr_follows_the_schedule(tmp_path, corpus):
     config = fast(max_steps=8, eval_every=2, warmup_steps=4, lr=0.01)
 
