@@ -159,7 +159,11 @@ def train_summary(result: TrainResult, resume_hint: str) -> str:
     )
     if result.stop_reason == "interrupted":
         return escape(line) + f"\nresume with: [bold]{escape(resume_hint)}[/]"
-    return escape(line) + f"\nsample with: [bold]charrnn sample -c {escape(str(out))}[/]"
+    # Name only a checkpoint that exists: the run directory means its best.pt.
+    target = out if result.best_path else result.last_path
+    if target is None:
+        return escape(line)
+    return escape(line) + f"\nsample with: [bold]charrnn sample -c {escape(str(target))}[/]"
 
 
 # -- charrnn sample ---------------------------------------------------------------------------

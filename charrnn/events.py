@@ -54,8 +54,8 @@ class TrainResult:
     elapsed_s: float
     chars_per_second: float
     out_dir: Path
-    best_path: Path | None
-    last_path: Path
+    best_path: Path | None  # None where no best.pt exists (no evaluation yet)
+    last_path: Path | None  # None where no last.pt exists (nothing saved yet)
 
 
 Event = TrainStart | StepReport | EvalReport

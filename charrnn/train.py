@@ -408,7 +408,7 @@ class _Run:
             chars_per_second=self.chars_per_second(),
             out_dir=self.out_dir,
             best_path=self.best_path if self.best_path.exists() else None,
-            last_path=self.last_path,
+            last_path=self.last_path if self.last_path.exists() else None,
         )
 
 

@@ -372,6 +372,28 @@ def test_resume_continues_a_run_to_a_later_step(finished_run, tiny_corpus):
     assert load_checkpoint(finished_run / "last.pt").info["step"] == 6
 
 
+def test_the_sample_hint_names_last_pt_when_there_is_no_best_pt(finished_run):
+    (finished_run / "best.pt").unlink()
+
+    result = invoke("train", "--resume", finished_run, "-q")  # at --max-steps already: no step
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"sample with: charrnn sample -c {finished_run / 'last.pt'}"
+    )
+
+
+def test_no_sample_hint_when_the_run_directory_holds_no_checkpoint(tmp_path, finished_run):
+    elsewhere = tmp_path / "elsewhere"
+
+    result = invoke("train", "--resume", finished_run, "--out", elsewhere, "-q")
+
+    assert result.exit_code == 0, result.output
+    assert not (elsewhere / "best.pt").exists() and not (elsewhere / "last.pt").exists()
+    assert "done at step 4" in result.stderr
+    assert "sample with" not in result.stderr
+
+
 def test_resume_finds_the_corpus_in_the_checkpoint(finished_run):
     result = invoke("train", "--resume", finished_run / "last.pt", "--max-steps", "5", "-q")
 
