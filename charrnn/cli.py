@@ -220,6 +220,19 @@ def train(
             )
         ),
     ] = None,
+    save_every: Annotated[
+        float | None,
+        typer.Option(
+            "--save-every",
+            metavar="SECONDS",
+            help=_help(
+                "Also save last.pt this often between evaluations (0: after every step), "
+                "so a crash loses at most that much.",
+                TrainConfig,
+                "save_every_s",
+            ),
+        ),
+    ] = None,
     val_fraction: Annotated[
         float | None,
         typer.Option(
@@ -268,6 +281,7 @@ def train(
         max_time=max_time,
         patience=patience,
         eval_every=eval_every,
+        save_every_s=save_every,
         val_fraction=val_fraction,
         sample_chars=sample_chars,
         seed=seed,

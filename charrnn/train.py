@@ -205,7 +205,7 @@ class _Run:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.last_eval_step = self.step if resume else -1
         self.session_start_step = self.step
-        self.session_start = time.perf_counter()
+        self.session_start = self.last_saved = time.perf_counter()
 
     # --- saving and restoring ----------------------------------------------------------------
 
@@ -255,7 +255,11 @@ class _Run:
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
+    def save_due(self) -> bool:
+        return time.perf_counter() - self.last_saved >= self.config.save_every_s
+
     def save_last(self) -> None:
+        self.last_saved = time.perf_counter()
         save_checkpoint(
             self.last_path,
             self.model,
@@ -433,7 +437,7 @@ def train(
     stop_requested = should_stop or (lambda: False)
     run = _Run(corpus, model_config, config, Path(out_dir), resume, overwrite)
     emit(run.start_event())
-    run.session_start = time.perf_counter()
+    run.session_start = run.last_saved = time.perf_counter()
 
     # Reading the loss back forces a host-device sync, so on a GPU it is read every few steps.
     log_every = 1 if run.device.type == "cpu" else 25
@@ -452,10 +456,14 @@ def train(
         loss_count += 1
 
         evaluate_now = run.step % config.eval_every == 0 or run.step == config.max_steps
-        if run.step % log_every == 0 or evaluate_now:
+        save_now = not evaluate_now and run.save_due()  # evaluations save last.pt anyway
+        if run.step % log_every == 0 or evaluate_now or save_now:
+            # Read first: a non-finite loss must stop the run before it reaches last.pt.
             run.record_train_loss(float(loss_sum) / loss_count)
             loss_sum.zero_()
             loss_count = 0
+            if save_now:
+                run.save_last()
             emit(run.step_report(lr))
         if evaluate_now:
             emit(replace(run.evaluate(lr), sample=run.preview()))

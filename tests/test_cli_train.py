@@ -259,6 +259,7 @@ def test_a_bad_corpus_is_one_clear_line_and_exit_1(tmp_path, kind, message):
         ("--max-steps", "0", "--max-steps must be at least 1, got 0"),
         ("--max-time", "-5", "--max-time must be positive, got -5.0"),
         ("--patience", "0", "--patience must be at least 1, got 0"),
+        ("--save-every", "-1", "--save-every must be >= 0 seconds, got -1.0"),
         ("--lr", "0", "--lr must be positive, got 0.0"),
         ("--device", "tpu", "--device must be one of auto, cpu, cuda, mps (or cuda:N), got 'tpu'"),
     ],
@@ -545,6 +546,46 @@ def test_ctrl_c_saves_last_pt_says_how_to_resume_and_the_resumed_run_is_exact(
     assert "done at step 400 (reached --max-steps)" in resumed.stderr
     assert same_weights(out / "last.pt", tmp_path / "whole" / "last.pt")
     assert same_weights(out / "best.pt", tmp_path / "whole" / "best.pt")
+
+
+def test_save_every_writes_last_pt_before_any_evaluation_and_survives_sigterm(
+    tmp_path, tiny_corpus
+):
+    out = tmp_path / "run"
+    never = ["--max-steps", "1000000", "--eval-every", "1000000"]
+    command = [sys.executable, "-m", "charrnn", "train", str(tiny_corpus), "--out", str(out)]
+    process = subprocess.Popen(
+        [*command, *TINY, *never, "--save-every", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "last.pt").exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.terminate()  # SIGTERM: no handler, no chance to save on the way out
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert not (out / "best.pt").exists()  # no evaluation ran
+    step = load_checkpoint(out / "last.pt").training_state["step"]
+    assert step >= 1
+    resumed = invoke("train", "--resume", out, "--max-steps", str(step + 2), "-q")
+    assert resumed.exit_code == 0, resumed.output
+    assert f"done at step {step + 2}" in resumed.stderr
+
+
+def test_save_every_may_change_on_resume(finished_run):
+    result = invoke(
+        "train", "--resume", finished_run, "--max-steps", "5", "--save-every", "30", "-q"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(finished_run / "last.pt").train_config.save_every_s == 30.0
 
 
 # --- info ----------------------------------------------------------------------------------------

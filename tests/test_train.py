@@ -174,6 +174,54 @@ def test_resume_continues_exactly(tmp_path, corpus, cell, windows):
     assert resumed.best_val_loss == min(m["val_loss"] for m in whole)
 
 
+def test_last_pt_is_saved_on_the_clock_between_evaluations(tmp_path, corpus):
+    out = tmp_path / "run"
+    saved_steps = []
+
+    def look(event) -> None:
+        if isinstance(event, StepReport):
+            saved_steps.append(load_checkpoint(out / "last.pt").training_state["step"])
+
+    train(
+        corpus,
+        tiny_model("gru"),
+        fast(max_steps=6, eval_every=5, save_every_s=0.0),
+        out,
+        on_event=look,
+    )
+
+    # From the first step on, before the first evaluation (at 5, which saves after its report).
+    assert saved_steps[:4] == [1, 2, 3, 4]
+    assert [m["step"] for m in read_metrics(out)] == [5, 6]  # saving logs no evaluation
+
+
+def test_a_run_resumed_from_a_clock_save_continues_exactly(tmp_path, corpus):
+    config = fast(max_steps=14, eval_every=5, save_every_s=0.0)
+    model_config = tiny_model("lstm", dropout=0.2)
+    crashed = tmp_path / "crashed"
+
+    def crash_copy(event) -> None:
+        # What a SIGTERM at step 7 leaves behind: the files as they are after that step.
+        if isinstance(event, StepReport) and event.step == 7:
+            crashed.mkdir()
+            for name in ("best.pt", "last.pt", "metrics.jsonl"):
+                (crashed / name).write_bytes((tmp_path / "whole" / name).read_bytes())
+
+    train(corpus, model_config, config, tmp_path / "whole", on_event=crash_copy)
+    train(corpus, model_config, fast(max_steps=14, eval_every=5), tmp_path / "unsaved")
+    resumed = train(corpus, None, config, crashed, resume=load_checkpoint(crashed / "last.pt"))
+
+    assert resumed.step == 14
+    whole = weights(tmp_path / "whole" / "last.pt")
+    assert_same_weights(whole, weights(tmp_path / "unsaved" / "last.pt"))  # saving changes nothing
+    assert_same_weights(whole, weights(crashed / "last.pt"))
+    assert_same_weights(weights(tmp_path / "whole" / "best.pt"), weights(crashed / "best.pt"))
+    for key in ("step", "val_loss", "train_loss"):
+        assert [m[key] for m in read_metrics(crashed)] == [
+            m[key] for m in read_metrics(tmp_path / "whole")
+        ]
+
+
 def test_resume_from_an_evaluation_step_drops_nothing_and_repeats_nothing(tmp_path, corpus):
     config = fast(max_steps=12, eval_every=4)
     model_config = tiny_model("lstm", dropout=0.3)
