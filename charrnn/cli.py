@@ -383,7 +383,7 @@ def sample_command(
         typer.Option(
             "--checkpoint",
             "-c",
-            help="A checkpoint file or run directory (its best.pt). [default: the shipped model]",
+            help="A checkpoint file or run directory (its best.pt, or last.pt before the first evaluation). [default: the shipped model]",
         ),
     ] = None,
     length: Annotated[
@@ -504,7 +504,9 @@ def sample_command(
         )
     )
     path = (
-        resolve_checkpoint_path(checkpoint) if checkpoint else resources.default_checkpoint_path()
+        resolve_checkpoint_path(checkpoint, on_note=None if quiet else info)
+        if checkpoint
+        else resources.default_checkpoint_path()
     )
     loaded = load_checkpoint(path, resolve_device(config.device))
     with warnings.catch_warnings(record=True) as caught:
@@ -583,7 +585,7 @@ def score_command(
         typer.Option(
             "--checkpoint",
             "-c",
-            help="A checkpoint file or run directory (its best.pt). [default: the shipped model]",
+            help="A checkpoint file or run directory (its best.pt, or last.pt before the first evaluation). [default: the shipped model]",
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
@@ -675,7 +677,9 @@ def score_command(
     )
     text = _read_score_input(file)
     path = (
-        resolve_checkpoint_path(checkpoint) if checkpoint else resources.default_checkpoint_path()
+        resolve_checkpoint_path(checkpoint, on_note=None if quiet else info)
+        if checkpoint
+        else resources.default_checkpoint_path()
     )
     loaded = load_checkpoint(path, resolve_device(device))
     if not text:
