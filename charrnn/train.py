@@ -123,6 +123,12 @@ def _diverged(what: str, value: float, step: int, last_path: Path) -> TrainingDi
     )
 
 
+def _log_every(device: torch.device) -> int:
+    """Steps between reports: reading the loss back forces a host-device sync, so on a GPU
+    it is read every few steps only."""
+    return 1 if device.type == "cpu" else 25
+
+
 class _Run:
     """One training run: the model, its optimizer and data, and what it has done so far.
 
@@ -316,9 +322,13 @@ class _Run:
         now, speed = self.elapsed(), self.chars_per_second()
         remaining = self.config.max_steps - self.step
         eta = remaining * self.chars_per_step / speed if speed > 0 else None
+        limit, fraction_done = "max_steps", self.step / self.config.max_steps
         if self.config.max_time is not None:
-            time_left = max(0.0, self.config.max_time - self.session_elapsed())
-            eta = min(eta if eta is not None else math.inf, time_left)
+            session = self.session_elapsed()
+            time_left = max(0.0, self.config.max_time - session)
+            if eta is None or time_left < eta:
+                eta, limit = time_left, "max_time"
+                fraction_done = min(1.0, session / self.config.max_time)
         return StepReport(
             self.step,
             self.config.max_steps,
@@ -329,6 +339,8 @@ class _Run:
             eta,
             self.last_val_loss,
             self.best_val_loss,
+            limit,
+            fraction_done,
         )
 
     # --- training ----------------------------------------------------------------------------
@@ -439,8 +451,7 @@ def train(
     emit(run.start_event())
     run.session_start = run.last_saved = time.perf_counter()
 
-    # Reading the loss back forces a host-device sync, so on a GPU it is read every few steps.
-    log_every = 1 if run.device.type == "cpu" else 25
+    log_every = _log_every(run.device)
     loss_sum = torch.zeros((), device=run.device)
     loss_count = 0
     stop_reason = "max_steps"
@@ -471,9 +482,16 @@ def train(
                 stop_reason = "patience"
                 break
 
+    if loss_count:
+        # Steps not yet reported (a GPU reads the loss every few steps): the last report must
+        # show where the run really ended.
+        run.record_train_loss(float(loss_sum) / loss_count)
+        emit(run.step_report(lr))
     if stop_reason == "interrupted":
         run.save_last()
     elif run.last_eval_step != run.step:
         # Stopped by the clock between evaluations: evaluate once more so nothing is lost.
         emit(run.evaluate(run.learning_rate()))
-    return run.result(stop_reason)
+    result = run.result(stop_reason)
+    emit(result)
+    return result

@@ -158,8 +158,8 @@ def test_a_live_bar_is_shown_on_a_terminal():
     for part in (
         "3/10",
         "loss 2.5000",
-        "val 2.7500",
-        "best 2.7000",
+        "val 2.6000",  # the evaluation's, shown at once rather than at the next step
+        "best 2.6000",
         "4,321 chars/s",
         "1:05 elapsed",
         "ETA 2:05",
