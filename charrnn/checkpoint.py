@@ -8,6 +8,7 @@ import os
 import pickle
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,17 +83,39 @@ def save_checkpoint(
     return path
 
 
-def resolve_checkpoint_path(path: Path | str, file_name: str = "best.pt") -> Path:
-    """A checkpoint file, or a run directory meaning its `file_name`."""
+def resolve_checkpoint_path(
+    path: Path | str, file_name: str = "best.pt", on_note: Callable[[str], None] | None = None
+) -> Path:
+    """A checkpoint file, or a run directory meaning its `file_name`.
+
+    A run directory with no best.pt yet (a run before its first evaluation) means its last.pt;
+    on_note, if given, is told so in a sentence for people.
+    """
     path = Path(path)
     if path.is_dir():
-        candidate = path / file_name
-        if not candidate.is_file():
-            raise CheckpointError(f"run directory {path} has no {file_name}")
-        return candidate
+        candidate, last = path / file_name, path / "last.pt"
+        if candidate.is_file():
+            return candidate
+        if file_name == "best.pt" and last.is_file():
+            if on_note is not None:
+                step = _saved_step(last)
+                at = "" if step is None else f" (step {step})"
+                on_note(f"no best.pt yet in {path}: using last.pt{at}")
+            return last
+        also = " or last.pt" if file_name == "best.pt" else ""
+        raise CheckpointError(f"run directory {path} has no {file_name}{also}")
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     return path
+
+
+def _saved_step(path: Path) -> int | None:
+    """The step a checkpoint was saved at, read without loading its weights into memory."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(payload["info"]["step"])
+    except Exception:  # an unreadable file is reported properly when it is loaded
+        return None
 
 
 def read_payload(path: Path) -> dict[str, Any]:

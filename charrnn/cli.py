@@ -291,7 +291,11 @@ def train(
         typer.Option(help=_help("Stop after this many steps.", TrainConfig, "max_steps")),
     ] = None,
     max_time: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds (the LR schedule fits it).")
+        float | None,
+        typer.Option(
+            help="Stop after this many seconds of this invocation (a resumed run gets this many "
+            "more); the LR schedule decays to its floor by then."
+        ),
     ] = None,
     patience: Annotated[
         int | None, typer.Option(help="Stop after N evaluations without a new best val loss.")
@@ -302,6 +306,19 @@ def train(
             help=_help(
                 "Evaluate on the whole validation set every N steps.", TrainConfig, "eval_every"
             )
+        ),
+    ] = None,
+    save_every: Annotated[
+        float | None,
+        typer.Option(
+            "--save-every",
+            metavar="SECONDS",
+            help=_help(
+                "Also save last.pt this often between evaluations (0: after every step), "
+                "so a crash loses at most that much.",
+                TrainConfig,
+                "save_every_s",
+            ),
         ),
     ] = None,
     val_fraction: Annotated[
@@ -361,6 +378,7 @@ def train(
         max_time=max_time,
         patience=patience,
         eval_every=eval_every,
+        save_every_s=save_every,
         val_fraction=val_fraction,
         sample_chars=sample_chars,
         seed=seed,
@@ -462,7 +480,7 @@ def sample_command(
         typer.Option(
             "--checkpoint",
             "-c",
-            help="A checkpoint file or run directory (its best.pt). [default: the shipped model]",
+            help="A checkpoint file or run directory (its best.pt, or last.pt before the first evaluation). [default: the shipped model]",
         ),
     ] = None,
     length: Annotated[
@@ -588,7 +606,9 @@ def sample_command(
         )
     )
     path = (
-        resolve_checkpoint_path(checkpoint) if checkpoint else resources.default_checkpoint_path()
+        resolve_checkpoint_path(checkpoint, on_note=None if quiet else info)
+        if checkpoint
+        else resources.default_checkpoint_path()
     )
     loaded = load_checkpoint(path, resolve_device(config.device))
     with warnings.catch_warnings(record=True) as caught:
@@ -682,7 +702,7 @@ def score_command(
         typer.Option(
             "--checkpoint",
             "-c",
-            help="A checkpoint file or run directory (its best.pt). [default: the shipped model]",
+            help="A checkpoint file or run directory (its best.pt, or last.pt before the first evaluation). [default: the shipped model]",
         ),
     ] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
@@ -778,7 +798,9 @@ def score_command(
     )
     text = _read_score_input(file)
     path = (
-        resolve_checkpoint_path(checkpoint) if checkpoint else resources.default_checkpoint_path()
+        resolve_checkpoint_path(checkpoint, on_note=None if quiet else info)
+        if checkpoint
+        else resources.default_checkpoint_path()
     )
     loaded = load_checkpoint(path, resolve_device(device))
     if not text:

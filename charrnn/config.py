@@ -77,6 +77,9 @@ class TrainConfig:
     max_time: float | None = None
     patience: int | None = None
     eval_every: int = 250
+    # Also save last.pt after a step when this many seconds have passed since the last save
+    # (evaluations save it too), so a crash or SIGTERM loses at most that much. 0: every step.
+    save_every_s: float = 120.0
     val_fraction: float = 0.1
     sample_chars: int = 200
     seed: int = 1337
@@ -103,6 +106,9 @@ class TrainConfig:
             f"--patience must be at least 1, got {self.patience}",
         )
         _require(self.eval_every >= 1, f"--eval-every must be at least 1, got {self.eval_every}")
+        _require(
+            self.save_every_s >= 0, f"--save-every must be >= 0 seconds, got {self.save_every_s}"
+        )
         _require(
             0.0 < self.val_fraction < 1.0,
             f"--val-fraction must be in (0, 1), got {self.val_fraction}",
@@ -279,6 +285,7 @@ FLAG_NAMES = {
     "hidden_size": "--hidden",
     "embedding_size": "--embedding",
     "warmup_steps": "--warmup",
+    "save_every_s": "--save-every",
 }
 
 

@@ -8,14 +8,15 @@ import math
 import os
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console, RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeRemainingColumn,
@@ -60,8 +61,89 @@ def info(message: str) -> None:
     err_console.print(escape(message), soft_wrap=True)
 
 
+BAR = "\u2501"  # the heavy horizontal line Rich's progress bars are drawn with
+MIN_BAR_WIDTH = 20  # narrower than this, the stats move to a second line under the bar
+FINISHED = {
+    "max_steps": "done",
+    "max_time": "done",
+    "patience": "stopped (patience)",
+    "interrupted": "interrupted",
+}
+
+
+class TrainFrame:
+    """The live display's frame, laid out for the width it is given: one line where everything
+    fits beside a bar, else the bar with step and ETA, then the losses and speed. The elapsed
+    time is the first thing dropped; step, losses, chars/s and ETA are always kept."""
+
+    def __init__(self) -> None:
+        self.start: TrainStart | None = None
+        self.started_at = 0.0
+        self.report: StepReport | None = None
+        self.finished: str | None = None  # the stop reason, once the run has ended
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        if self.report is None:
+            yield _line(self._waiting(), width)
+            return
+        report = self.report
+        count = (
+            f"step {report.step}"
+            if report.limit == "max_time"
+            else f"{report.step}/{report.max_steps}"
+        )
+        ending = (
+            FINISHED[self.finished] if self.finished else f"ETA {format_duration(report.eta_s)}"
+        )
+        stats = [
+            f"loss {report.train_loss:.4f}",
+            f"val {format_loss(report.last_val_loss)}",
+            f"best {format_loss(report.best_val_loss)}",
+            f"{report.chars_per_second:,.0f} chars/s",
+        ]
+        elapsed = f"{format_duration(report.elapsed_s)} elapsed"
+        fraction = 1.0 if self.finished in ("max_steps", "max_time") else report.fraction_done
+        if fraction is None:
+            fraction = report.step / max(1, report.max_steps)
+        one_line = "  ".join([count, *stats, ending, elapsed])
+        if len(one_line) + 2 + MIN_BAR_WIDTH <= width:
+            yield _line(
+                _bar(fraction, width - len(one_line) - 2, self.finished) + "  " + one_line, width
+            )
+            return
+        tail = f"{count}  {ending}"
+        bar_width = width - len(tail) - 2
+        head = (
+            _bar(fraction, bar_width, self.finished) + "  " + tail
+            if bar_width >= 10
+            else Text(tail)
+        )
+        yield _line(head, width)
+        second = "  ".join([*stats, elapsed])
+        yield _line(Text(second if len(second) <= width else "  ".join(stats)), width)
+
+    def _waiting(self) -> Text:
+        if self.start is None:
+            return Text("preparing the run\u2026")
+        waited = format_duration(time.monotonic() - self.started_at)
+        return Text(f"first step (allocating memory, compiling)\u2026 {waited}")
+
+
+def _bar(fraction: float, width: int, finished: str | None) -> Text:
+    filled = round(width * min(1.0, max(0.0, fraction)))
+    complete = "bar.finished" if finished in ("max_steps", "max_time") else "bar.complete"
+    return Text.assemble((BAR * filled, complete), (BAR * (width - filled), "bar.back"))
+
+
+def _line(text: Text, width: int) -> Text:
+    text.no_wrap, text.overflow = True, "ellipsis"
+    text.truncate(width, overflow="ellipsis")
+    return text
+
+
 class TrainDisplay:
-    """Shows training: a live bar on a terminal, plain log lines otherwise, nothing if quiet."""
+    """Shows training: a live frame on a terminal, plain log lines otherwise, nothing if quiet."""
 
     def __init__(
         self, quiet: bool = False, console: Console = err_console, log_interval_s: float = 10.0
@@ -71,25 +153,20 @@ class TrainDisplay:
         self.live = console.is_terminal and not quiet
         self.log_interval_s = log_interval_s
         self.last_log = 0.0
-        self.progress: Progress | None = None
-        self.task = None
+        self.frame = TrainFrame()
+        self.display: Live | None = None
 
     def __enter__(self) -> TrainDisplay:
         if self.live:
-            self.progress = Progress(
-                TextColumn("[bold]train"),
-                BarColumn(bar_width=None),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[stats]}"),
-                console=self.console,
-                transient=False,
+            self.display = Live(
+                self.frame, console=self.console, refresh_per_second=4, transient=False
             )
-            self.progress.start()
+            self.display.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+        if self.display is not None:
+            self.display.stop()  # draws the frame once more: the last one on screen is current
 
     def __call__(self, event: Event) -> None:
         if self.quiet:
@@ -100,6 +177,8 @@ class TrainDisplay:
             self._step(event)
         elif isinstance(event, EvalReport):
             self._eval(event)
+        elif isinstance(event, TrainResult):
+            self.frame.finished = event.stop_reason
 
     def _start(self, event: TrainStart) -> None:
         resumed = f", resuming at step {event.start_step}" if event.start_step else ""
@@ -109,26 +188,29 @@ class TrainDisplay:
             f"{event.train_chars:,} train / {event.val_chars:,} validation chars{resumed}",
             soft_wrap=True,
         )
-        if self.progress is not None:
-            self.task = self.progress.add_task(
-                "train", total=event.max_steps, completed=event.start_step, stats=""
-            )
+        self.frame.start, self.frame.started_at = event, time.monotonic()
 
     def _step(self, event: StepReport) -> None:
-        stats = (
-            f"loss {event.train_loss:.4f}  val {format_loss(event.last_val_loss)}  "
-            f"best {format_loss(event.best_val_loss)}  {event.chars_per_second:,.0f} chars/s  "
-            f"{format_duration(event.elapsed_s)} elapsed  ETA {format_duration(event.eta_s)}"
-        )
-        if self.progress is not None:
-            self.progress.update(self.task, completed=event.step, stats=stats)
+        self.frame.report = event
+        if self.display is not None:
             return
         now = time.monotonic()
         if now - self.last_log >= self.log_interval_s:
             self.last_log = now
+            stats = (
+                f"loss {event.train_loss:.4f}  val {format_loss(event.last_val_loss)}  "
+                f"best {format_loss(event.best_val_loss)}  "
+                f"{event.chars_per_second:,.0f} chars/s  "
+                f"{format_duration(event.elapsed_s)} elapsed  ETA {format_duration(event.eta_s)}"
+            )
             self.console.print(f"step {event.step}/{event.max_steps}  {stats}", soft_wrap=True)
 
     def _eval(self, event: EvalReport) -> None:
+        if self.frame.report is not None:
+            # The frame shows the new val and best at once, not at the next step's report.
+            self.frame.report = replace(
+                self.frame.report, last_val_loss=event.val_loss, best_val_loss=event.best_val_loss
+            )
         marker = "  [green]new best[/]" if event.improved else ""
         self.console.print(
             f"step {event.step}: val loss {event.val_loss:.4f} "
@@ -161,7 +243,11 @@ def train_summary(result: TrainResult, resume_hint: str) -> str:
     )
     if result.stop_reason == "interrupted":
         return escape(line) + f"\nresume with: [bold]{escape(resume_hint)}[/]"
-    return escape(line) + f"\nsample with: [bold]charrnn sample -c {escape(str(out))}[/]"
+    # Name only a checkpoint that exists: the run directory means its best.pt.
+    target = out if result.best_path else result.last_path
+    if target is None:
+        return escape(line)
+    return escape(line) + f"\nsample with: [bold]charrnn sample -c {escape(str(target))}[/]"
 
 
 # -- charrnn sample ---------------------------------------------------------------------------

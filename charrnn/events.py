@@ -34,6 +34,10 @@ class StepReport:
     eta_s: float | None
     last_val_loss: float | None
     best_val_loss: float | None
+    # Which limit will end the run ("max_steps" or "max_time", whichever comes first at this
+    # speed) and how far towards it the run is, in [0, 1]; None means step / max_steps.
+    limit: str = "max_steps"
+    fraction_done: float | None = None
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,9 @@ class TrainResult:
     elapsed_s: float
     chars_per_second: float
     out_dir: Path
-    best_path: Path | None
-    last_path: Path
+    best_path: Path | None  # None where no best.pt exists (no evaluation yet)
+    last_path: Path | None  # None where no last.pt exists (nothing saved yet)
 
 
-Event = TrainStart | StepReport | EvalReport
+# TrainResult is also the last event of a run: `train` reports it just before returning it.
+Event = TrainStart | StepReport | EvalReport | TrainResult

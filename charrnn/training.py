@@ -26,14 +26,30 @@ from .sampling import preview
 from .vocab import Vocab
 
 
-def learning_rate(config: TrainConfig, step: int, elapsed_s: float) -> float:
-    """Linear warmup, then cosine decay to min_lr_ratio * lr at max_steps or max_time."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
+def schedule_progress(
+    config: TrainConfig, step: int, session_s: float, start_progress: float = 0.0
+) -> float:
+    """How far along its cosine the schedule is, in [0, 1]: by steps towards max_steps, or by
+    time, whichever is further. With max_time, the time share runs from `start_progress` (where a
+    resumed run's schedule stood) to 1 over this invocation's budget.
+
+    session_s: seconds this invocation has trained (a resumed run's earlier sessions excluded).
+    """
     progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
     if config.max_time:
-        progress = max(progress, elapsed_s / config.max_time)
-    progress = min(1.0, progress)
+        by_time = start_progress + (1.0 - start_progress) * session_s / config.max_time
+        progress = max(progress, by_time)
+    return min(1.0, max(0.0, progress))
+
+
+def learning_rate(
+    config: TrainConfig, step: int, session_s: float, start_progress: float = 0.0
+) -> float:
+    """Linear warmup, then cosine decay to min_lr_ratio * lr at max_steps or at the end of this
+    invocation's max_time (see schedule_progress)."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = schedule_progress(config, step, session_s, start_progress)
     floor = config.lr * config.min_lr_ratio
     return floor + 0.5 * (config.lr - floor) * (1.0 + math.cos(math.pi * progress))
 
@@ -107,6 +123,12 @@ def _diverged(what: str, value: float, step: int, last_path: Path) -> TrainingDi
     )
 
 
+def _log_every(device: torch.device) -> int:
+    """Steps between reports: reading the loss back forces a host-device sync, so on a GPU
+    it is read every few steps only."""
+    return 1 if device.type == "cpu" else 25
+
+
 class _Run:
     """One training run: the model, its optimizer and data, and what it has done so far.
 
@@ -172,9 +194,14 @@ class _Run:
         self.last_train_loss = float("nan")
         self.evals_since_best = 0
         self.prior_elapsed = 0.0  # seconds trained before this session (resumed runs)
+        self.start_progress = 0.0  # where the schedule stood when this session began
         self.carried: State | None = None  # hidden state carried between stateful windows
         if resume is not None:
             self._restore(resume.training_state)
+            if "schedule_progress" not in resume.training_state:
+                # Saved by an older charrnn, whose time limit counted the whole run's time.
+                saved_config = resume.train_config or config
+                self.start_progress = schedule_progress(saved_config, self.step, self.prior_elapsed)
             _trim_metrics(self.metrics_path, self.step)
         elif overwrite:
             # Nothing of the old run may survive to be mistaken for this one's (e.g. its best.pt
@@ -184,7 +211,7 @@ class _Run:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.last_eval_step = self.step if resume else -1
         self.session_start_step = self.step
-        self.session_start = time.perf_counter()
+        self.session_start = self.last_saved = time.perf_counter()
 
     # --- saving and restoring ----------------------------------------------------------------
 
@@ -200,6 +227,7 @@ class _Run:
             "last_val_loss": self.last_val_loss,
             "evals_since_best": self.evals_since_best,
             "elapsed_s": self.elapsed(),
+            "schedule_progress": self.schedule_progress(),
         }
 
     def _restore(self, saved: dict[str, Any]) -> None:
@@ -215,6 +243,7 @@ class _Run:
         self.last_val_loss = saved.get("last_val_loss")
         self.evals_since_best = int(saved.get("evals_since_best", 0))
         self.prior_elapsed = float(saved.get("elapsed_s", 0.0))
+        self.start_progress = float(saved.get("schedule_progress", 0.0))
 
     def _info(self, val_loss: float | None) -> dict[str, Any]:
         return {
@@ -232,7 +261,11 @@ class _Run:
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
+    def save_due(self) -> bool:
+        return time.perf_counter() - self.last_saved >= self.config.save_every_s
+
     def save_last(self) -> None:
+        self.last_saved = time.perf_counter()
         save_checkpoint(
             self.last_path,
             self.model,
@@ -249,12 +282,28 @@ class _Run:
         return "bf16" if self.bf16 else "fp32"
 
     def elapsed(self) -> float:
-        return self.prior_elapsed + time.perf_counter() - self.session_start
+        """Seconds the whole run has trained, earlier sessions of a resumed run included."""
+        return self.prior_elapsed + self.session_elapsed()
+
+    def session_elapsed(self) -> float:
+        """Seconds this session has trained: what --max-time limits."""
+        return time.perf_counter() - self.session_start
+
+    def schedule_progress(self) -> float:
+        return schedule_progress(
+            self.config, self.step, self.session_elapsed(), self.start_progress
+        )
+
+    def learning_rate(self) -> float:
+        return learning_rate(self.config, self.step, self.session_elapsed(), self.start_progress)
+
+    def out_of_time(self) -> bool:
+        return self.config.max_time is not None and self.session_elapsed() >= self.config.max_time
 
     def chars_per_second(self) -> float:
         """Training speed over this session (a resumed run's earlier sessions do not count)."""
         session_chars = (self.step - self.session_start_step) * self.chars_per_step
-        return session_chars / max(self.elapsed() - self.prior_elapsed, 1e-9)
+        return session_chars / max(self.session_elapsed(), 1e-9)
 
     def start_event(self) -> TrainStart:
         return TrainStart(
@@ -273,8 +322,13 @@ class _Run:
         now, speed = self.elapsed(), self.chars_per_second()
         remaining = self.config.max_steps - self.step
         eta = remaining * self.chars_per_step / speed if speed > 0 else None
+        limit, fraction_done = "max_steps", self.step / self.config.max_steps
         if self.config.max_time is not None:
-            eta = min(eta if eta is not None else math.inf, max(0.0, self.config.max_time - now))
+            session = self.session_elapsed()
+            time_left = max(0.0, self.config.max_time - session)
+            if eta is None or time_left < eta:
+                eta, limit = time_left, "max_time"
+                fraction_done = min(1.0, session / self.config.max_time)
         return StepReport(
             self.step,
             self.config.max_steps,
@@ -285,12 +339,14 @@ class _Run:
             eta,
             self.last_val_loss,
             self.best_val_loss,
+            limit,
+            fraction_done,
         )
 
     # --- training ----------------------------------------------------------------------------
 
     def set_learning_rate(self) -> float:
-        lr = learning_rate(self.config, self.step, self.elapsed())
+        lr = self.learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
@@ -368,7 +424,7 @@ class _Run:
             chars_per_second=self.chars_per_second(),
             out_dir=self.out_dir,
             best_path=self.best_path if self.best_path.exists() else None,
-            last_path=self.last_path,
+            last_path=self.last_path if self.last_path.exists() else None,
         )
 
 
@@ -393,10 +449,9 @@ def train(
     stop_requested = should_stop or (lambda: False)
     run = _Run(corpus, model_config, config, Path(out_dir), resume, overwrite)
     emit(run.start_event())
-    run.session_start = time.perf_counter()
+    run.session_start = run.last_saved = time.perf_counter()
 
-    # Reading the loss back forces a host-device sync, so on a GPU it is read every few steps.
-    log_every = 1 if run.device.type == "cpu" else 25
+    log_every = _log_every(run.device)
     loss_sum = torch.zeros((), device=run.device)
     loss_count = 0
     stop_reason = "max_steps"
@@ -404,7 +459,7 @@ def train(
         if stop_requested():
             stop_reason = "interrupted"
             break
-        if config.max_time is not None and run.elapsed() >= config.max_time:
+        if run.out_of_time():
             stop_reason = "max_time"
             break
         lr = run.set_learning_rate()
@@ -412,10 +467,14 @@ def train(
         loss_count += 1
 
         evaluate_now = run.step % config.eval_every == 0 or run.step == config.max_steps
-        if run.step % log_every == 0 or evaluate_now:
+        save_now = not evaluate_now and run.save_due()  # evaluations save last.pt anyway
+        if run.step % log_every == 0 or evaluate_now or save_now:
+            # Read first: a non-finite loss must stop the run before it reaches last.pt.
             run.record_train_loss(float(loss_sum) / loss_count)
             loss_sum.zero_()
             loss_count = 0
+            if save_now:
+                run.save_last()
             emit(run.step_report(lr))
         if evaluate_now:
             emit(replace(run.evaluate(lr), sample=run.preview()))
@@ -423,9 +482,16 @@ def train(
                 stop_reason = "patience"
                 break
 
+    if loss_count:
+        # Steps not yet reported (a GPU reads the loss every few steps): the last report must
+        # show where the run really ended.
+        run.record_train_loss(float(loss_sum) / loss_count)
+        emit(run.step_report(lr))
     if stop_reason == "interrupted":
         run.save_last()
     elif run.last_eval_step != run.step:
         # Stopped by the clock between evaluations: evaluate once more so nothing is lost.
-        emit(run.evaluate(learning_rate(config, run.step, run.elapsed())))
-    return run.result(stop_reason)
+        emit(run.evaluate(run.learning_rate()))
+    result = run.result(stop_reason)
+    emit(result)
+    return result

@@ -158,8 +158,8 @@ def test_a_live_bar_is_shown_on_a_terminal():
     for part in (
         "3/10",
         "loss 2.5000",
-        "val 2.7500",
-        "best 2.7000",
+        "val 2.6000",  # the evaluation's, shown at once rather than at the next step
+        "best 2.6000",
         "4,321 chars/s",
         "1:05 elapsed",
         "ETA 2:05",
@@ -258,6 +258,7 @@ def test_a_bad_corpus_is_one_clear_line_and_exit_1(tmp_path, kind, message):
         ("--max-steps", "0", "--max-steps must be at least 1, got 0"),
         ("--max-time", "-5", "--max-time must be positive, got -5.0"),
         ("--patience", "0", "--patience must be at least 1, got 0"),
+        ("--save-every", "-1", "--save-every must be >= 0 seconds, got -1.0"),
         ("--lr", "0", "--lr must be positive, got 0.0"),
         ("--device", "tpu", "--device must be one of auto, cpu, cuda, mps (or cuda:N), got 'tpu'"),
     ],
@@ -387,11 +388,49 @@ def test_resume_continues_a_run_to_a_later_step(finished_run, tiny_corpus):
     assert load_checkpoint(finished_run / "last.pt").info["step"] == 6
 
 
+def test_the_sample_hint_names_last_pt_when_there_is_no_best_pt(finished_run):
+    (finished_run / "best.pt").unlink()
+
+    result = invoke("train", "--resume", finished_run, "-q")  # at --max-steps already: no step
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"sample with: charrnn sample -c {finished_run / 'last.pt'}"
+    )
+
+
+def test_no_sample_hint_when_the_run_directory_holds_no_checkpoint(tmp_path, finished_run):
+    elsewhere = tmp_path / "elsewhere"
+
+    result = invoke("train", "--resume", finished_run, "--out", elsewhere, "-q")
+
+    assert result.exit_code == 0, result.output
+    assert not (elsewhere / "best.pt").exists() and not (elsewhere / "last.pt").exists()
+    assert "done at step 4" in result.stderr
+    assert "sample with" not in result.stderr
+
+
 def test_resume_finds_the_corpus_in_the_checkpoint(finished_run):
     result = invoke("train", "--resume", finished_run / "last.pt", "--max-steps", "5", "-q")
 
     assert result.exit_code == 0, result.output
     assert load_checkpoint(finished_run / "last.pt").info["step"] == 5
+
+
+def test_max_time_on_resume_gives_this_invocation_that_many_seconds(tmp_path, tiny_corpus):
+    out = tmp_path / "run"
+    limits = ["--max-steps", "1000000", "--eval-every", "1000000", "--max-time", "0.5", "-q"]
+    first = invoke("train", tiny_corpus, "--out", out, *TINY, *limits)
+    assert first.exit_code == 0, first.output
+    before = load_checkpoint(out / "last.pt").info
+
+    resumed = invoke("train", "--resume", out, "--max-time", "0.5", "-q")
+
+    assert resumed.exit_code == 0, resumed.output
+    assert "reached --max-time" in resumed.stderr
+    after = load_checkpoint(out / "last.pt").info
+    assert after["step"] > before["step"]  # it used to stop at once: 0.5 s were already spent
+    assert after["elapsed_s"] - before["elapsed_s"] >= 0.5
 
 
 SHAPE_CHANGE = "error: the model's shape and the data options cannot change on --resume: "
@@ -537,6 +576,46 @@ def test_ctrl_c_saves_last_pt_says_how_to_resume_and_the_resumed_run_is_exact(
     assert "done at step 400 (reached --max-steps)" in resumed.stderr
     assert same_weights(out / "last.pt", tmp_path / "whole" / "last.pt")
     assert same_weights(out / "best.pt", tmp_path / "whole" / "best.pt")
+
+
+def test_save_every_writes_last_pt_before_any_evaluation_and_survives_sigterm(
+    tmp_path, tiny_corpus
+):
+    out = tmp_path / "run"
+    never = ["--max-steps", "1000000", "--eval-every", "1000000"]
+    command = [sys.executable, "-m", "charrnn", "train", str(tiny_corpus), "--out", str(out)]
+    process = subprocess.Popen(
+        [*command, *TINY, *never, "--save-every", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "last.pt").exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.terminate()  # SIGTERM: no handler, no chance to save on the way out
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert not (out / "best.pt").exists()  # no evaluation ran
+    step = load_checkpoint(out / "last.pt").training_state["step"]
+    assert step >= 1
+    resumed = invoke("train", "--resume", out, "--max-steps", str(step + 2), "-q")
+    assert resumed.exit_code == 0, resumed.output
+    assert f"done at step {step + 2}" in resumed.stderr
+
+
+def test_save_every_may_change_on_resume(finished_run):
+    result = invoke(
+        "train", "--resume", finished_run, "--max-steps", "5", "--save-every", "30", "-q"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(finished_run / "last.pt").train_config.save_every_s == 30.0
 
 
 # --- info ----------------------------------------------------------------------------------------

@@ -174,6 +174,54 @@ def test_resume_continues_exactly(tmp_path, corpus, cell, windows):
     assert resumed.best_val_loss == min(m["val_loss"] for m in whole)
 
 
+def test_last_pt_is_saved_on_the_clock_between_evaluations(tmp_path, corpus):
+    out = tmp_path / "run"
+    saved_steps = []
+
+    def look(event) -> None:
+        if isinstance(event, StepReport):
+            saved_steps.append(load_checkpoint(out / "last.pt").training_state["step"])
+
+    train(
+        corpus,
+        tiny_model("gru"),
+        fast(max_steps=6, eval_every=5, save_every_s=0.0),
+        out,
+        on_event=look,
+    )
+
+    # From the first step on, before the first evaluation (at 5, which saves after its report).
+    assert saved_steps[:4] == [1, 2, 3, 4]
+    assert [m["step"] for m in read_metrics(out)] == [5, 6]  # saving logs no evaluation
+
+
+def test_a_run_resumed_from_a_clock_save_continues_exactly(tmp_path, corpus):
+    config = fast(max_steps=14, eval_every=5, save_every_s=0.0)
+    model_config = tiny_model("lstm", dropout=0.2)
+    crashed = tmp_path / "crashed"
+
+    def crash_copy(event) -> None:
+        # What a SIGTERM at step 7 leaves behind: the files as they are after that step.
+        if isinstance(event, StepReport) and event.step == 7:
+            crashed.mkdir()
+            for name in ("best.pt", "last.pt", "metrics.jsonl"):
+                (crashed / name).write_bytes((tmp_path / "whole" / name).read_bytes())
+
+    train(corpus, model_config, config, tmp_path / "whole", on_event=crash_copy)
+    train(corpus, model_config, fast(max_steps=14, eval_every=5), tmp_path / "unsaved")
+    resumed = train(corpus, None, config, crashed, resume=load_checkpoint(crashed / "last.pt"))
+
+    assert resumed.step == 14
+    whole = weights(tmp_path / "whole" / "last.pt")
+    assert_same_weights(whole, weights(tmp_path / "unsaved" / "last.pt"))  # saving changes nothing
+    assert_same_weights(whole, weights(crashed / "last.pt"))
+    assert_same_weights(weights(tmp_path / "whole" / "best.pt"), weights(crashed / "best.pt"))
+    for key in ("step", "val_loss", "train_loss"):
+        assert [m[key] for m in read_metrics(crashed)] == [
+            m[key] for m in read_metrics(tmp_path / "whole")
+        ]
+
+
 def test_resume_from_an_evaluation_step_drops_nothing_and_repeats_nothing(tmp_path, corpus):
     config = fast(max_steps=12, eval_every=4)
     model_config = tiny_model("lstm", dropout=0.3)
@@ -375,6 +423,73 @@ def test_learning_rate_fits_the_schedule_to_max_time():
     assert learning_rate(config, 5, 0.0) == pytest.approx(1.0, abs=1e-6)
     assert learning_rate(config, 5, 50.0) == pytest.approx(0.5, abs=1e-6)
     assert learning_rate(config, 5, 100.0) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_learning_rate_on_resume_continues_from_where_the_schedule_stood():
+    config = TrainConfig(
+        lr=1.0, warmup_steps=0, max_steps=1_000_000, max_time=100.0, min_lr_ratio=0.0
+    )
+
+    assert learning_rate(config, 5, 0.0, start_progress=0.5) == pytest.approx(0.5, abs=1e-6)
+    assert learning_rate(config, 5, 50.0, start_progress=0.5) == pytest.approx(
+        0.5 * (1 + math.cos(math.pi * 0.75)), abs=1e-6
+    )
+    assert learning_rate(config, 5, 100.0, start_progress=0.5) == pytest.approx(0.0, abs=1e-9)
+
+
+class FakeClock:
+    """Stands in for `time` in the training module: one second passes per reported step."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def tick(self, event) -> None:
+        if isinstance(event, StepReport):
+            self.now += 1.0
+
+
+def test_max_time_is_the_budget_of_each_invocation_and_the_schedule_carries_on(
+    tmp_path, corpus, monkeypatch
+):
+    clock = FakeClock()
+    monkeypatch.setattr(train_module, "time", clock)
+    config = fast(
+        max_steps=1_000_000, eval_every=1_000_000, warmup_steps=0, max_time=10.0, min_lr_ratio=0.0
+    )
+    out = tmp_path / "run"
+    first, resumed = [], []
+
+    stopped = train(
+        corpus,
+        tiny_model("gru"),
+        config,
+        out,
+        on_event=lambda e: (first.append(e), clock.tick(e)),
+        should_stop=stop_after(4),
+    )
+    assert stopped.step == 4
+    assert load_checkpoint(out / "last.pt").training_state["schedule_progress"] == 0.4
+    result = train(
+        corpus,
+        None,
+        config,
+        out,
+        resume=load_checkpoint(out / "last.pt"),
+        on_event=lambda e: (resumed.append(e), clock.tick(e)),
+    )
+
+    # 10 more seconds for this invocation, though the run has already trained for 4.
+    assert (result.stop_reason, result.step) == ("max_time", 14)
+    steps = [e for e in first + resumed if isinstance(e, StepReport)]
+    assert [e.step for e in steps] == list(range(1, 15))
+    # The cosine goes on from 0.4 (where the first session stopped) and ends with the budget.
+    progress = [s / 10 for s in range(4)] + [0.4 + 0.6 * s / 10 for s in range(10)]
+    expected = [0.5 * 1e-2 * (1 + math.cos(math.pi * p)) for p in progress]
+    assert [e.lr for e in steps] == pytest.approx(expected, rel=1e-9)
+    assert steps[-1].eta_s == pytest.approx(1.0)
 
 
 def test_the_metrics_lr_follows_the_schedule(tmp_path, corpus):
