@@ -39,12 +39,19 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _require(self.vocab_size >= 1, f"vocab_size must be at least 1, got {self.vocab_size}")
         _require(
-            self.cell in CELLS, f"--model must be one of {', '.join(CELLS)}, got {self.cell!r}"
+            self.cell in CELLS,
+            f"{flag('cell')} must be one of {', '.join(CELLS)}, got {self.cell!r}",
         )
-        _require(self.num_layers >= 1, f"--layers must be at least 1, got {self.num_layers}")
-        _require(self.hidden_size >= 1, f"--hidden must be at least 1, got {self.hidden_size}")
         _require(
-            self.embedding_size >= 1, f"--embedding must be at least 1, got {self.embedding_size}"
+            self.num_layers >= 1, f"{flag('num_layers')} must be at least 1, got {self.num_layers}"
+        )
+        _require(
+            self.hidden_size >= 1,
+            f"{flag('hidden_size')} must be at least 1, got {self.hidden_size}",
+        )
+        _require(
+            self.embedding_size >= 1,
+            f"{flag('embedding_size')} must be at least 1, got {self.embedding_size}",
         )
         _require(0.0 <= self.dropout < 1.0, f"--dropout must be in [0, 1), got {self.dropout}")
 
@@ -93,7 +100,9 @@ class TrainConfig:
         _require(self.windows in WINDOWS, f"--windows must be one of {', '.join(WINDOWS)}")
         _require(self.lr > 0, f"--lr must be positive, got {self.lr}")
         _require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]")
-        _require(self.warmup_steps >= 0, f"--warmup must be >= 0, got {self.warmup_steps}")
+        _require(
+            self.warmup_steps >= 0, f"{flag('warmup_steps')} must be >= 0, got {self.warmup_steps}"
+        )
         _require(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
         _require(self.grad_clip > 0, f"--grad-clip must be positive, got {self.grad_clip}")
         _require(self.max_steps >= 1, f"--max-steps must be at least 1, got {self.max_steps}")
@@ -107,7 +116,8 @@ class TrainConfig:
         )
         _require(self.eval_every >= 1, f"--eval-every must be at least 1, got {self.eval_every}")
         _require(
-            self.save_every_s >= 0, f"--save-every must be >= 0 seconds, got {self.save_every_s}"
+            self.save_every_s >= 0,
+            f"{flag('save_every_s')} must be >= 0 seconds, got {self.save_every_s}",
         )
         _require(
             0.0 < self.val_fraction < 1.0,
