@@ -27,8 +27,6 @@ import torch
 
 from .model import CharRNN, State
 
-PRECISIONS = ("fp32", "fp16", "int8")
-
 # out <- x @ W^T (+ bias), or out += x @ W^T
 Product = Callable[[torch.Tensor, torch.Tensor], None]
 
@@ -91,7 +89,6 @@ class Stepper:
         if precision != "fp32" and device.type != "cpu":
             raise ValueError(f"{precision} weights are for CPU only, not {device.type}")
         core = model.core
-        self.relu = getattr(core, "nonlinearity", "tanh") == "relu"
 
         def weight(name: str, layer: int) -> torch.Tensor:
             return getattr(core, f"{name}_l{layer}").detach().float()
@@ -153,10 +150,13 @@ class Stepper:
         self.hidden_state = buffer(batch_size, layers * hidden)
         self.cell_state = buffer(batch_size, layers * hidden) if self.cell == "lstm" else None
         self.gates = [buffer(batch_size, width) for _ in range(layers)]
-        self.scratch = [
-            buffer(batch_size, width if self.cell == "gru" else hidden) for _ in range(layers)
+        # Scratch space for the gate arithmetic: an LSTM needs tanh(c), a GRU its hidden-side
+        # pre-activations and h - n; a vanilla RNN needs none.
+        scratch_width = {"lstm": hidden, "gru": width, "rnn": 0}[self.cell]
+        self.scratch = [buffer(batch_size, scratch_width) for _ in range(layers)]
+        self.gru_scratch = [
+            buffer(batch_size, hidden if self.cell == "gru" else 0) for _ in range(layers)
         ]
-        self.gru_scratch = [buffer(batch_size, hidden) for _ in range(layers)]
         self._views()
         build = {"lstm": self._lstm_layer, "gru": self._gru_layer, "rnn": self._rnn_layer}[
             self.cell
@@ -289,13 +289,11 @@ class Stepper:
         return run
 
     def _rnn_layer(self, layer: int) -> Callable[[torch.Tensor], None]:
-        project, pre, h, relu = self._projection(layer), self.gates[layer], self.h[layer], self.relu
+        # s_t = tanh(U x_t + W s_{t-1}): the model's RNN is always tanh (config.CELLS).
+        project, pre, h = self._projection(layer), self.gates[layer], self.h[layer]
 
         def run(ids: torch.Tensor) -> None:
             project(ids)
-            if relu:
-                torch.clamp_min(pre, 0, out=h)
-            else:
-                torch.tanh(pre, out=h)
+            torch.tanh(pre, out=h)
 
         return run
