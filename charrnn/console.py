@@ -7,7 +7,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -283,21 +283,30 @@ _TSV_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 0x7F)} | {
 }
 
 
-def score_tsv(rows: Sequence[ScoreRow]) -> Iterator[str]:
-    """Tab-separated rows after a header, for pipes: no colour; tabs and newlines escaped."""
-    yield "\t".join(("line", *SCORE_FIELDS, "text")) + "\n"
-    for number, scored in rows:
-        cells = [
-            "-" if number is None else str(number),
-            str(scored.chars),
-            str(scored.unknown),
-            _number(scored.logprob),
-            _number(scored.log10prob),
-            _number(scored.bits_per_char),
-            _number(scored.perplexity),
-            shown_text((number, scored)).translate(_TSV_ESCAPES),
-        ]
-        yield "\t".join(cells) + "\n"
+TSV_HEADER = "\t".join(("line", *SCORE_FIELDS, "text")) + "\n"
+
+
+def score_tsv_row(row: ScoreRow) -> str:
+    """One tab-separated row: no colour; tabs and newlines escaped."""
+    number, scored = row
+    cells = [
+        "-" if number is None else str(number),
+        str(scored.chars),
+        str(scored.unknown),
+        _number(scored.logprob),
+        _number(scored.log10prob),
+        _number(scored.bits_per_char),
+        _number(scored.perplexity),
+        shown_text(row).translate(_TSV_ESCAPES),
+    ]
+    return "\t".join(cells) + "\n"
+
+
+def score_tsv(rows: Iterable[ScoreRow]) -> Iterator[str]:
+    """Tab-separated rows after a header, for pipes."""
+    yield TSV_HEADER
+    for row in rows:
+        yield score_tsv_row(row)
 
 
 def _json_figures(summary: ScoreSummary) -> dict[str, float | int | None]:
@@ -308,13 +317,46 @@ def _json_figures(summary: ScoreSummary) -> dict[str, float | int | None]:
     }
 
 
+def score_json_row(row: ScoreRow) -> str:
+    number, scored = row
+    record = {"line": number, "text": shown_text(row), **_json_figures(scored)}
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def score_json_total(total: ScoreSummary, rows: int) -> str:
+    record = {"total": True, "lines": rows, **_json_figures(total)}
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
 def score_json(rows: Sequence[ScoreRow], total: ScoreSummary) -> Iterator[str]:
     """One JSON object per row, then the total with "total": true."""
-    for number, scored in rows:
-        record = {"line": number, "text": shown_text((number, scored)), **_json_figures(scored)}
-        yield json.dumps(record, ensure_ascii=False) + "\n"
-    record = {"total": True, "lines": len(rows), **_json_figures(total)}
-    yield json.dumps(record, ensure_ascii=False) + "\n"
+    for row in rows:
+        yield score_json_row(row)
+    yield score_json_total(total, len(rows))
+
+
+class ScoreWriter:
+    """Writes score rows to `stream` as they come, tab-separated under a header or as JSON (the
+    total last), and flushes after each batch of rows, so a reader such as `head` gets them now."""
+
+    def __init__(self, stream: TextIO, as_json: bool = False):
+        self.stream, self.as_json = stream, as_json
+        self.rows_written = 0
+
+    def rows(self, rows: Sequence[ScoreRow]) -> None:
+        if not self.as_json and self.rows_written == 0:
+            self.stream.write(TSV_HEADER)
+        row_text = score_json_row if self.as_json else score_tsv_row
+        self.stream.write("".join(row_text(row) for row in rows))
+        self.rows_written += len(rows)
+        self.stream.flush()
+
+    def finish(self, total: ScoreSummary) -> None:
+        if self.as_json:
+            self.stream.write(score_json_total(total, self.rows_written))
+        elif self.rows_written == 0:
+            self.stream.write(TSV_HEADER)
+        self.stream.flush()
 
 
 def score_table(rows: Sequence[ScoreRow], total: ScoreSummary) -> Table:
@@ -381,13 +423,30 @@ def surprisal_heatmap(scores: Sequence[TextScore]) -> Text:
     return heatmap
 
 
+class HeatmapWriter:
+    """Draws the heatmap on `console` (stderr) text by text as scores come, then the legend."""
+
+    def __init__(self, console: Console = err_console):
+        self.console = console
+        self.ends_line = True
+
+    def add(self, scores: Sequence[TextScore]) -> None:
+        heatmap = surprisal_heatmap(scores)
+        if heatmap.plain:
+            self.console.print(heatmap, end="", soft_wrap=True)
+            self.ends_line = heatmap.plain.endswith("\n")
+
+    def finish(self) -> None:
+        if not self.ends_line:
+            self.console.print()
+        self.console.print(surprisal_legend(), soft_wrap=True)
+
+
 def print_heatmap(scores: Sequence[TextScore], console: Console = err_console) -> None:
     """The heatmap and its legend, for people (stderr); coloured where that is a terminal."""
-    heatmap = surprisal_heatmap(scores)
-    if heatmap.plain and not heatmap.plain.endswith("\n"):
-        heatmap.append("\n")
-    console.print(heatmap, end="", soft_wrap=True)
-    console.print(surprisal_legend(), soft_wrap=True)
+    writer = HeatmapWriter(console)
+    writer.add(scores)
+    writer.finish()
 
 
 def render_for_terminal(renderable: RenderableType, stream: TextIO) -> str:
