@@ -180,13 +180,17 @@ def styled_output(stream: TextIO) -> bool:
 class SampleWriter:
     """Writes samples to stdout as data. Plain: each sample is its prime (dimmed on a terminal)
     then its text; the first streams as it is generated, the others (made in the same batch)
-    follow, each after a line holding only `---` (a newline is added first when the previous
-    sample does not end with one). JSON: one object per sample and line, no separator."""
+    follow whole, each after a line holding only `---` (a newline is added first when the previous
+    sample does not end with one). JSON: one object per sample and line, no separator. A sample
+    is written as soon as it and every sample before it have ended, so --stop's early finishers
+    need not wait for the whole batch."""
 
     def __init__(self, stream: TextIO, prime: str, as_json: bool = False):
         self.stream, self.prime, self.as_json = stream, prime, as_json
         self.styled = styled_output(stream)
         self.last_char = ""
+        self.written = 0  # samples written, in order
+        self.waiting: dict[int, Sample] = {}  # ended, but after one still running
 
     def _write(self, text: str, dim: bool = False) -> None:
         if text:
@@ -199,29 +203,37 @@ class SampleWriter:
             self._write(self.prime, dim=True)
 
     def piece(self, piece: Piece) -> None:
-        """Stream the first sample; the others are written whole by finish()."""
+        """Stream the first sample; write each other one when it and those before have ended."""
         if piece.sample == 0 and not self.as_json:
             self._write(piece.text)
+        if piece.finished is not None:
+            self.waiting[piece.sample] = piece.finished
+            while self.written in self.waiting:
+                self._write_sample(self.waiting.pop(self.written))
 
     def finish(self, samples: list[Sample]) -> None:
+        """Write the samples not written yet, in order."""
+        for sample in samples[self.written :]:
+            self._write_sample(sample)
+        if self.styled and not self.as_json and self.last_char not in ("", "\n"):
+            self._write("\n")  # leave the shell prompt on its own line; never when piped
+
+    def _write_sample(self, sample: Sample) -> None:
+        index, self.written = self.written, self.written + 1
         if self.as_json:
-            for sample in samples:
-                record = {
-                    "text": sample.text,
-                    "prime": sample.prime,
-                    "seed": sample.seed,
-                    "logprob": sample.logprob,
-                    "chars": sample.chars,
-                    "stopped": sample.stopped,
-                }
-                self._write(json.dumps(record, ensure_ascii=False) + "\n")
-            return
-        for sample in samples[1:]:
+            record = {
+                "text": sample.text,
+                "prime": sample.prime,
+                "seed": sample.seed,
+                "logprob": sample.logprob,
+                "chars": sample.chars,
+                "stopped": sample.stopped,
+            }
+            self._write(json.dumps(record, ensure_ascii=False) + "\n")
+        elif index > 0:  # the first one was streamed piece by piece
             self._write(("" if self.last_char in ("", "\n") else "\n") + SAMPLE_SEPARATOR + "\n")
             self._write(self.prime, dim=True)
             self._write(sample.text)
-        if self.styled and self.last_char not in ("", "\n"):
-            self._write("\n")  # leave the shell prompt on its own line; never when piped
 
 
 def sample_status(path: Path | None, description: str, device: str, seeds: list[int]) -> str:
