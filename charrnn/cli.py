@@ -42,20 +42,19 @@ from .config import (
 from .console import (
     LN2,
     TABLE_MAX_ROWS,
+    HeatmapWriter,
     SampleWriter,
     ScoreProgress,
+    ScoreWriter,
     TrainDisplay,
     err_console,
     error,
     format_duration,
     info,
-    print_heatmap,
     render_for_terminal,
     sample_status,
-    score_json,
     score_summary,
     score_table,
-    score_tsv,
     train_summary,
     warn,
 )
@@ -734,7 +733,7 @@ def score_command(
         bool,
         typer.Option(
             "--sort",
-            help="Rank lines by bits per character, most probable (fewest bits) first; each keeps its line number.",
+            help="Rank lines by bits per character, most probable (fewest bits) first; each keeps its line number. Waits for every line to be scored before writing any.",
         ),
     ] = False,
     as_json: Annotated[
@@ -777,12 +776,14 @@ def score_command(
 
     Output, on stdout: a table on a terminal (up to 2,000 lines); otherwise tab-separated rows
     under a header line (no colours; tabs and newlines in the text escaped as \\t and \\n); or
-    --json. The total is also written to stderr. Empty input: no rows, a note on stderr, exit 0.
+    --json. Rows and JSON objects are written as soon as they are scored, in input order, so
+    `| head` answers at once; --sort and the terminal's table wait for every line. The total is
+    also written to stderr. Empty input: no rows, a note on stderr, exit 0.
     """
     from .checkpoint import load_checkpoint, resolve_checkpoint_path
     from .device import resolve_device
+    from .scoring import TextScore, score_line_blocks, summarize
     from .scoring import score as score_text
-    from .scoring import score_lines
     from .vocab import describe_skipped
 
     if streams is not None and not whole:
@@ -807,30 +808,42 @@ def score_command(
         if not quiet:
             info("the input is empty: nothing to score")
         return
-    with ScoreProgress(quiet) as progress:
-        if whole:
-            scored = score_text(loaded, text, config, on_progress=progress)
-            rows, total, lines = [(None, scored)], scored, None
-        else:
-            result = score_lines(loaded, text, config, on_progress=progress)
-            rows, total, lines = list(enumerate(result.lines, 1)), result.total, len(result.lines)
-    if total.unknown and not quiet:
-        unseen = describe_skipped(total.unknown, loaded.vocab.unknown_chars(text))
-        warn(f"{unseen} (--strict makes them an error)")
-    if heatmap:
-        print_heatmap([scored for _, scored in rows])
-    if sort:
-        rows.sort(key=lambda row: (math.isnan(row[1].bits_per_char), row[1].bits_per_char))
-    if as_json:
-        output = score_json(rows, total)
-    elif sys.stdout.isatty() and len(rows) <= TABLE_MAX_ROWS:
-        output = iter([render_for_terminal(score_table(rows, total), sys.stdout)])
-    else:
-        output = score_tsv(rows)
+    # Rows go out block by block as soon as they are final, in input order; ranking them and the
+    # terminal's table need every line first.
+    table = not as_json and sys.stdout.isatty()
+    waiting = sort or table
+    writer = ScoreWriter(sys.stdout, as_json)
+    heatmap_writer = HeatmapWriter() if heatmap else None
+    scores: list[TextScore] = []
     try:
-        for chunk in output:
-            sys.stdout.write(chunk)
-        sys.stdout.flush()
+        with ScoreProgress(quiet) as progress:
+            if whole:
+                blocks = iter([[score_text(loaded, text, config, on_progress=progress)]])
+            else:
+                blocks = score_line_blocks(loaded, text, config, on_progress=progress)
+            for block in blocks:
+                first = len(scores) + 1
+                scores.extend(block)
+                if heatmap_writer is not None:
+                    heatmap_writer.add(block)
+                if not waiting:
+                    writer.rows([(None if whole else n, s) for n, s in enumerate(block, first)])
+        total, lines = summarize(scores), None if whole else len(scores)
+        if heatmap_writer is not None:
+            heatmap_writer.finish()
+        if total.unknown and not quiet:
+            unseen = describe_skipped(total.unknown, loaded.vocab.unknown_chars(text))
+            warn(f"{unseen} (--strict makes them an error)")
+        rows = [(None, scores[0])] if whole else list(enumerate(scores, 1))
+        if sort:
+            rows.sort(key=lambda row: (math.isnan(row[1].bits_per_char), row[1].bits_per_char))
+        if table and len(rows) <= TABLE_MAX_ROWS:
+            sys.stdout.write(render_for_terminal(score_table(rows, total), sys.stdout))
+            sys.stdout.flush()
+        else:
+            if waiting:
+                writer.rows(rows)
+            writer.finish(total)
     except BrokenPipeError:
         _silence_stdout()  # a reader such as `head` has all it wants
         return

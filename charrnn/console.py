@@ -7,7 +7,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -268,13 +268,17 @@ def styled_output(stream: TextIO) -> bool:
 class SampleWriter:
     """Writes samples to stdout as data. Plain: each sample is its prime (dimmed on a terminal)
     then its text; the first streams as it is generated, the others (made in the same batch)
-    follow, each after a line holding only `---` (a newline is added first when the previous
-    sample does not end with one). JSON: one object per sample and line, no separator."""
+    follow whole, each after a line holding only `---` (a newline is added first when the previous
+    sample does not end with one). JSON: one object per sample and line, no separator. A sample
+    is written as soon as it and every sample before it have ended, so --stop's early finishers
+    need not wait for the whole batch."""
 
     def __init__(self, stream: TextIO, prime: str, as_json: bool = False):
         self.stream, self.prime, self.as_json = stream, prime, as_json
         self.styled = styled_output(stream)
         self.last_char = ""
+        self.written = 0  # samples written, in order
+        self.waiting: dict[int, Sample] = {}  # ended, but after one still running
 
     def _write(self, text: str, dim: bool = False) -> None:
         if text:
@@ -287,29 +291,37 @@ class SampleWriter:
             self._write(self.prime, dim=True)
 
     def piece(self, piece: Piece) -> None:
-        """Stream the first sample; the others are written whole by finish()."""
+        """Stream the first sample; write each other one when it and those before have ended."""
         if piece.sample == 0 and not self.as_json:
             self._write(piece.text)
+        if piece.finished is not None:
+            self.waiting[piece.sample] = piece.finished
+            while self.written in self.waiting:
+                self._write_sample(self.waiting.pop(self.written))
 
     def finish(self, samples: list[Sample]) -> None:
+        """Write the samples not written yet, in order."""
+        for sample in samples[self.written :]:
+            self._write_sample(sample)
+        if self.styled and not self.as_json and self.last_char not in ("", "\n"):
+            self._write("\n")  # leave the shell prompt on its own line; never when piped
+
+    def _write_sample(self, sample: Sample) -> None:
+        index, self.written = self.written, self.written + 1
         if self.as_json:
-            for sample in samples:
-                record = {
-                    "text": sample.text,
-                    "prime": sample.prime,
-                    "seed": sample.seed,
-                    "logprob": sample.logprob,
-                    "chars": sample.chars,
-                    "stopped": sample.stopped,
-                }
-                self._write(json.dumps(record, ensure_ascii=False) + "\n")
-            return
-        for sample in samples[1:]:
+            record = {
+                "text": sample.text,
+                "prime": sample.prime,
+                "seed": sample.seed,
+                "logprob": sample.logprob,
+                "chars": sample.chars,
+                "stopped": sample.stopped,
+            }
+            self._write(json.dumps(record, ensure_ascii=False) + "\n")
+        elif index > 0:  # the first one was streamed piece by piece
             self._write(("" if self.last_char in ("", "\n") else "\n") + SAMPLE_SEPARATOR + "\n")
             self._write(self.prime, dim=True)
             self._write(sample.text)
-        if self.styled and self.last_char not in ("", "\n"):
-            self._write("\n")  # leave the shell prompt on its own line; never when piped
 
 
 def sample_status(path: Path | None, description: str, device: str, seeds: list[int]) -> str:
@@ -371,21 +383,30 @@ _TSV_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 0x7F)} | {
 }
 
 
-def score_tsv(rows: Sequence[ScoreRow]) -> Iterator[str]:
-    """Tab-separated rows after a header, for pipes: no colour; tabs and newlines escaped."""
-    yield "\t".join(("line", *SCORE_FIELDS, "text")) + "\n"
-    for number, scored in rows:
-        cells = [
-            "-" if number is None else str(number),
-            str(scored.chars),
-            str(scored.unknown),
-            _number(scored.logprob),
-            _number(scored.log10prob),
-            _number(scored.bits_per_char),
-            _number(scored.perplexity),
-            shown_text((number, scored)).translate(_TSV_ESCAPES),
-        ]
-        yield "\t".join(cells) + "\n"
+TSV_HEADER = "\t".join(("line", *SCORE_FIELDS, "text")) + "\n"
+
+
+def score_tsv_row(row: ScoreRow) -> str:
+    """One tab-separated row: no colour; tabs and newlines escaped."""
+    number, scored = row
+    cells = [
+        "-" if number is None else str(number),
+        str(scored.chars),
+        str(scored.unknown),
+        _number(scored.logprob),
+        _number(scored.log10prob),
+        _number(scored.bits_per_char),
+        _number(scored.perplexity),
+        shown_text(row).translate(_TSV_ESCAPES),
+    ]
+    return "\t".join(cells) + "\n"
+
+
+def score_tsv(rows: Iterable[ScoreRow]) -> Iterator[str]:
+    """Tab-separated rows after a header, for pipes."""
+    yield TSV_HEADER
+    for row in rows:
+        yield score_tsv_row(row)
 
 
 def _json_figures(summary: ScoreSummary) -> dict[str, float | int | None]:
@@ -396,13 +417,46 @@ def _json_figures(summary: ScoreSummary) -> dict[str, float | int | None]:
     }
 
 
+def score_json_row(row: ScoreRow) -> str:
+    number, scored = row
+    record = {"line": number, "text": shown_text(row), **_json_figures(scored)}
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def score_json_total(total: ScoreSummary, rows: int) -> str:
+    record = {"total": True, "lines": rows, **_json_figures(total)}
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
 def score_json(rows: Sequence[ScoreRow], total: ScoreSummary) -> Iterator[str]:
     """One JSON object per row, then the total with "total": true."""
-    for number, scored in rows:
-        record = {"line": number, "text": shown_text((number, scored)), **_json_figures(scored)}
-        yield json.dumps(record, ensure_ascii=False) + "\n"
-    record = {"total": True, "lines": len(rows), **_json_figures(total)}
-    yield json.dumps(record, ensure_ascii=False) + "\n"
+    for row in rows:
+        yield score_json_row(row)
+    yield score_json_total(total, len(rows))
+
+
+class ScoreWriter:
+    """Writes score rows to `stream` as they come, tab-separated under a header or as JSON (the
+    total last), and flushes after each batch of rows, so a reader such as `head` gets them now."""
+
+    def __init__(self, stream: TextIO, as_json: bool = False):
+        self.stream, self.as_json = stream, as_json
+        self.rows_written = 0
+
+    def rows(self, rows: Sequence[ScoreRow]) -> None:
+        if not self.as_json and self.rows_written == 0:
+            self.stream.write(TSV_HEADER)
+        row_text = score_json_row if self.as_json else score_tsv_row
+        self.stream.write("".join(row_text(row) for row in rows))
+        self.rows_written += len(rows)
+        self.stream.flush()
+
+    def finish(self, total: ScoreSummary) -> None:
+        if self.as_json:
+            self.stream.write(score_json_total(total, self.rows_written))
+        elif self.rows_written == 0:
+            self.stream.write(TSV_HEADER)
+        self.stream.flush()
 
 
 def score_table(rows: Sequence[ScoreRow], total: ScoreSummary) -> Table:
@@ -469,13 +523,30 @@ def surprisal_heatmap(scores: Sequence[TextScore]) -> Text:
     return heatmap
 
 
+class HeatmapWriter:
+    """Draws the heatmap on `console` (stderr) text by text as scores come, then the legend."""
+
+    def __init__(self, console: Console = err_console):
+        self.console = console
+        self.ends_line = True
+
+    def add(self, scores: Sequence[TextScore]) -> None:
+        heatmap = surprisal_heatmap(scores)
+        if heatmap.plain:
+            self.console.print(heatmap, end="", soft_wrap=True)
+            self.ends_line = heatmap.plain.endswith("\n")
+
+    def finish(self) -> None:
+        if not self.ends_line:
+            self.console.print()
+        self.console.print(surprisal_legend(), soft_wrap=True)
+
+
 def print_heatmap(scores: Sequence[TextScore], console: Console = err_console) -> None:
     """The heatmap and its legend, for people (stderr); coloured where that is a terminal."""
-    heatmap = surprisal_heatmap(scores)
-    if heatmap.plain and not heatmap.plain.endswith("\n"):
-        heatmap.append("\n")
-    console.print(heatmap, end="", soft_wrap=True)
-    console.print(surprisal_legend(), soft_wrap=True)
+    writer = HeatmapWriter(console)
+    writer.add(scores)
+    writer.finish()
 
 
 def render_for_terminal(renderable: RenderableType, stream: TextIO) -> str:

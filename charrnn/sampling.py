@@ -69,14 +69,6 @@ def sample_next(
 
 
 @dataclass(frozen=True)
-class Piece:
-    """Newly generated text of one sample of the batch."""
-
-    sample: int
-    text: str
-
-
-@dataclass(frozen=True)
 class Sample:
     """A finished sample. `text` is the continuation (without the prime and the stop text);
     `logprob` is its natural-log probability under the model's plain softmax (no temperature,
@@ -91,6 +83,16 @@ class Sample:
     @property
     def chars(self) -> int:
         return len(self.text)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Newly generated text of one sample of the batch. A sample's last piece carries the
+    finished Sample, the moment it ends (its text may then be empty)."""
+
+    sample: int
+    text: str
+    finished: Sample | None = None
 
 
 class _StopFilter:
@@ -145,8 +147,9 @@ def _fast_step_mode(device: torch.device) -> Iterator[None]:
 class Generation:
     """One run of generation for `config.num_samples` samples as a batch.
 
-    Iterate it for `Piece`s as text is produced; afterwards `samples` holds the finished
-    `Sample`s in order. `prime` is the prime as the model read it; `skipped_chars` the prime's
+    Iterate it for `Piece`s as text is produced; each sample's last piece carries it finished
+    (samples stopped by the stop text end before the others), and afterwards `samples` holds
+    every `Sample` in order. `prime` is the prime as the model read it; `skipped_chars` the prime's
     characters it dropped (unknown='skip'); `precision` the weights' precision for the steps.
     """
 
@@ -173,6 +176,7 @@ class Generation:
         self.samples: list[Sample] = []
         self._started = False
         self._logprob_blocks: list[torch.Tensor] = []  # (steps, B) per finished block
+        self._open_block: tuple[torch.Tensor, torch.Tensor, int] | None = None  # logits, ids, steps
         self._stepper: Stepper | None = None
 
     def run(self) -> list[Sample]:
@@ -201,6 +205,7 @@ class Generation:
         texts: list[list[str]] = [[] for _ in range(count)]
         active, chars = count, self.vocab.chars
         steps = self._id_rows()
+        finished: dict[int, Sample] = {}
         try:
             for rows in steps:  # a burst of steps: one piece per sample, not one per character
                 for index, stop_filter in enumerate(filters):
@@ -215,30 +220,45 @@ class Generation:
                     text = "".join(shown)
                     if text:
                         texts[index].append(text)
+                    if stop_filter.stopped:
+                        finished[index] = self._sample(index, texts[index], True)
+                        yield Piece(index, text, finished[index])
+                    elif text:
                         yield Piece(index, text)
                 if active == 0:
                     break
         finally:
             steps.close()  # records the log-probabilities of the steps taken so far
+        per_step = self._step_logprobs()
         for index, stop_filter in enumerate(filters):
+            if stop_filter.stopped:
+                continue
             rest = stop_filter.flush()
             if rest:
                 texts[index].append(rest)
-                yield Piece(index, rest)
-        self._finish(texts, filters)
+            finished[index] = self._sample(index, texts[index], False, per_step)
+            yield Piece(index, rest, finished[index])
+        self.samples = [finished[index] for index in range(count)]
 
-    def _finish(self, texts: list[list[str]], filters: list[_StopFilter]) -> None:
-        per_step = (
-            torch.cat(self._logprob_blocks)
-            if self._logprob_blocks
-            else torch.zeros(0, len(texts), dtype=torch.float64)
-        )
-        for index, parts in enumerate(texts):
-            text = "".join(parts)
-            logprob = float(per_step[: len(text), index].sum())
-            self.samples.append(
-                Sample(text, self.prime, self.seeds[index], logprob, filters[index].stopped)
-            )
+    def _sample(
+        self, index: int, parts: list[str], stopped: bool, per_step: torch.Tensor | None = None
+    ) -> Sample:
+        """Sample `index` with its text so far, ended now (per_step: _step_logprobs(), if known)."""
+        text = "".join(parts)
+        per_step = self._step_logprobs() if per_step is None else per_step
+        logprob = float(per_step[: len(text), index].sum())
+        return Sample(text, self.prime, self.seeds[index], logprob, stopped)
+
+    def _step_logprobs(self) -> torch.Tensor:
+        """(steps so far, B) float64: each chosen id's log-probability under the plain softmax."""
+        blocks = list(self._logprob_blocks)
+        if self._open_block is not None:  # the block of steps still running
+            logits, ids, done = self._open_block
+            with _fast_step_mode(self.device):
+                blocks.append(_chosen_logprobs(logits[:done], ids[:done]))
+        if not blocks:
+            return torch.zeros(0, self.config.num_samples, dtype=torch.float64)
+        return torch.cat(blocks)
 
     def _id_rows(self) -> Iterator[list[list[int]]]:
         """Chosen ids, as lists of rows (one id per sample), a few steps at a time."""
@@ -282,12 +302,12 @@ class Generation:
                                 step(id_rows[j], logit_rows[j + 1])
                         rows = ids[done:end].tolist()
                     done = end
+                    self._open_block = (logits, ids, done)
                     yield rows
             finally:
+                self._open_block = None
                 with _fast_step_mode(device):
-                    chosen = ids[:done].unsqueeze(-1)
-                    picked = logits[:done].log_softmax(-1).gather(-1, chosen).squeeze(-1)
-                    self._logprob_blocks.append(picked.double().cpu())
+                    self._logprob_blocks.append(_chosen_logprobs(logits[:done], ids[:done]))
                     logits[0].copy_(logits[NOISE_BLOCK])
             produced += count
 
@@ -329,6 +349,12 @@ class Generation:
             torch.argmax(scores, 1, out=out)
 
         return plain
+
+
+def _chosen_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """(steps, B) float64 on the CPU: log_softmax(logits (steps, B, V)) at ids (steps, B)."""
+    picked = logits.log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    return picked.double().cpu()
 
 
 def resolve_precision(precision: str, model: CharRNN, device: torch.device) -> str:
@@ -374,7 +400,8 @@ def stream_text(
 ) -> Iterator[str]:
     """Yield one sample's text as it is produced (the prime is not repeated)."""
     for piece in generate(checkpoint, config, **{**options, "num_samples": 1}):
-        yield piece.text
+        if piece.text:
+            yield piece.text
 
 
 def sample_text(

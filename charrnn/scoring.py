@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,13 @@ LN10 = math.log(10)
 ProgressCallback = Callable[[int, int], None]
 # A sequence to read: (start in the known characters, length, leading characters not scored)
 Span = tuple[int, int, int]
+
+# Lines are scored in blocks of consecutive lines so that results stream out in input order: the
+# first block is one batch, each next one twice as big, up to BLOCK_BATCHES batches (sorting
+# within 32 batches pads about as little as sorting the whole input), and at most
+# BLOCK_ROW_CHARS characters per line of the block on average, so long lines make short blocks.
+BLOCK_BATCHES = 32
+BLOCK_ROW_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -157,38 +165,125 @@ def score_lines(
     lines: a text, cut with split_lines (each line keeps its newline, which is scored too), or a
     sequence of strings scored exactly as given. Other arguments as for score().
     """
+    scored = tuple(
+        iter_score_lines(
+            source, lines, config, vocab=vocab, device=device, on_progress=on_progress, **options
+        )
+    )
+    return LinesScore(lines=scored, total=summarize(scored))
+
+
+def iter_score_lines(
+    source: Checkpoint | CharRNN | Path | str,
+    lines: str | Sequence[str],
+    config: ScoreConfig | None = None,
+    *,
+    vocab: Vocab | None = None,
+    device: torch.device | str | None = None,
+    on_progress: ProgressCallback | None = None,
+    **options: object,
+) -> Iterator[TextScore]:
+    """score_lines() one line at a time, in input order, each as soon as its block is scored.
+
+    Bad input (--strict, a context with unknown characters) raises here, before any line.
+    """
+    blocks = score_line_blocks(
+        source, lines, config, vocab=vocab, device=device, on_progress=on_progress, **options
+    )
+    return itertools.chain.from_iterable(blocks)
+
+
+def score_line_blocks(
+    source: Checkpoint | CharRNN | Path | str,
+    lines: str | Sequence[str],
+    config: ScoreConfig | None = None,
+    *,
+    vocab: Vocab | None = None,
+    device: torch.device | str | None = None,
+    on_progress: ProgressCallback | None = None,
+    **options: object,
+) -> Iterator[list[TextScore]]:
+    """The lines of score_lines() in blocks of consecutive lines, in input order, each block
+    yielded as soon as it is scored: the first after one batch, so a reader sees rows at once.
+
+    Inside a block, lines are batched longest first as before; blocks grow to BLOCK_BATCHES
+    batches, which keeps that batching about as efficient as sorting the whole input. Bad input
+    (--strict, a context with unknown characters) raises here, before any block.
+    """
     config = dataclasses.replace(config or ScoreConfig(), **options)
     model, vocab = _model_and_vocab(source, vocab, device)
     pieces = split_lines(lines) if isinstance(lines, str) else list(lines)
     encoded = _encode(vocab, "".join(pieces), config.strict)
+    _context_ids(vocab, config.context)
+    return _line_blocks(model, vocab, pieces, encoded, config, on_progress)
+
+
+def summarize(scores: Iterable[ScoreSummary]) -> ScoreSummary:
+    """The figures of texts (or lines) taken together."""
+    scores = list(scores)
+    logprobs = torch.tensor([scored.logprob for scored in scores], dtype=torch.float64)
+    return ScoreSummary(
+        chars=sum(scored.chars for scored in scores),
+        unknown=sum(scored.unknown for scored in scores),
+        logprob=float(logprobs.sum()),
+    )
+
+
+def _line_blocks(
+    model: CharRNN,
+    vocab: Vocab,
+    pieces: list[str],
+    encoded: _Encoded,
+    config: ScoreConfig,
+    on_progress: ProgressCallback | None,
+) -> Iterator[list[TextScore]]:
     sizes = torch.tensor([len(piece) for piece in pieces], dtype=torch.long)
     ends = sizes.cumsum(0)
-    flat_starts = encoded.known_before[ends - sizes]
-    flat_lengths = encoded.known_before[ends] - flat_starts
-    spans = [
-        (start, length, 0)
-        for start, length in zip(flat_starts.tolist(), flat_lengths.tolist(), strict=True)
-    ]
-    logprobs = _run(model, vocab, encoded.flat, spans, config, on_progress)
+    flat_starts = encoded.known_before[ends - sizes].tolist()
+    flat_lengths = (encoded.known_before[ends] - encoded.known_before[ends - sizes]).tolist()
+    text_ends = ends.tolist()
+    total, done = len(encoded.flat), 0
+    batch_size = config.batch_size_on(model.head.weight.device)
+    first, block_lines = 0, batch_size
+    while first < len(pieces):
+        text_start = text_ends[first] - len(pieces[first])
+        # Up to block_lines lines and block_lines * BLOCK_ROW_CHARS characters; at least a line.
+        char_end = bisect.bisect_right(text_ends, text_start + block_lines * BLOCK_ROW_CHARS)
+        stop = max(first + 1, min(first + block_lines, char_end))
+        flat_start = flat_starts[first]
+        lengths = flat_lengths[first:stop]
+        spans = [
+            (start - flat_start, length, 0)
+            for start, length in zip(flat_starts[first:stop], lengths, strict=True)
+        ]
+        flat = encoded.flat[flat_start : flat_start + sum(lengths)]
 
-    line_of_char = torch.repeat_interleave(torch.arange(len(pieces)), flat_lengths)
-    sums = torch.zeros(len(pieces), dtype=torch.float64).index_add_(0, line_of_char, logprobs)
-    per_char = encoded.spread(logprobs)
-    scored, end = [], 0
-    for piece, length, line_sum in zip(pieces, flat_lengths.tolist(), sums.tolist(), strict=True):
-        start, end = end, end + len(piece)
-        scored.append(
-            TextScore(
-                chars=length,
-                unknown=len(piece) - length,
-                logprob=line_sum,
-                text=piece,
-                logprobs=per_char[start:end],
-            )
+        def progress(block_done: int, _: int, before: int = done) -> None:
+            if on_progress is not None:
+                on_progress(before + block_done, total)
+
+        logprobs = _run(model, vocab, flat, spans, config, progress)
+        done += len(flat)
+        line_of_char = torch.repeat_interleave(
+            torch.arange(len(lengths)), torch.tensor(lengths, dtype=torch.long)
         )
-    known = len(encoded.flat)
-    total = ScoreSummary(chars=known, unknown=len(per_char) - known, logprob=float(sums.sum()))
-    return LinesScore(lines=tuple(scored), total=total)
+        sums = torch.zeros(len(lengths), dtype=torch.float64).index_add_(0, line_of_char, logprobs)
+        per_char = torch.full((text_ends[stop - 1] - text_start,), math.nan, dtype=torch.float64)
+        per_char[encoded.known[text_start : text_ends[stop - 1]]] = logprobs
+        block, end = [], 0
+        for piece, length, line_sum in zip(pieces[first:stop], lengths, sums.tolist(), strict=True):
+            start, end = end, end + len(piece)
+            block.append(
+                TextScore(
+                    chars=length,
+                    unknown=len(piece) - length,
+                    logprob=line_sum,
+                    text=piece,
+                    logprobs=per_char[start:end],
+                )
+            )
+        yield block
+        first, block_lines = stop, min(2 * block_lines, BLOCK_BATCHES * batch_size)
 
 
 # --- preparing the input ----------------------------------------------------------------------

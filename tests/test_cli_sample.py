@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -15,7 +16,8 @@ from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import app
-from charrnn.console import SAMPLE_SEPARATOR
+from charrnn.console import SAMPLE_SEPARATOR, SampleWriter
+from charrnn.sampling import generate
 
 runner = CliRunner()
 ANSI = "\x1b["
@@ -121,6 +123,38 @@ def test_json_one_object_per_sample_with_model_logprob(lstm_checkpoint):
         log_probs = logits[0, len(PRIME) - 1 : -1].log_softmax(-1)
         expected = log_probs[torch.arange(60), torch.tensor(ids[len(PRIME) :])].sum().item()
         assert record["logprob"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_json_objects_go_out_as_soon_as_a_sample_and_all_before_it_have_ended(lstm_checkpoint):
+    # With this seed sample 2 stops first (24 chars), then sample 0 (62), then sample 1 (122).
+    generation = generate(
+        lstm_checkpoint, length=400, seed=2, num_samples=3, stop="e", device="cpu"
+    )
+    events: list[tuple[str, int]] = []
+
+    class Recorder(io.StringIO):
+        def write(self, text: str) -> int:
+            events.append(("write", json.loads(text)["seed"] - 2))
+            return len(text)
+
+    writer = SampleWriter(Recorder(), generation.prime, as_json=True)
+    writer.start()
+    for piece in generation:
+        if piece.finished is not None:
+            events.append(("end", piece.sample))
+        writer.piece(piece)
+    events.append(("generation done", -1))
+    writer.finish(generation.samples)
+
+    assert events == [
+        ("end", 2),  # held back: sample 0 is still running
+        ("end", 0),
+        ("write", 0),  # at once, before sample 1 has ended
+        ("end", 1),
+        ("write", 1),
+        ("write", 2),
+        ("generation done", -1),
+    ]
 
 
 def test_stop_ends_the_output_before_the_stop_text(lstm_checkpoint):

@@ -8,11 +8,12 @@ import os
 import pty
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_TEXT
+from conftest import TINY_TEXT, make_checkpoint
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -20,6 +21,7 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import app
 from charrnn.console import (
     SURPRISAL_STYLES,
+    ScoreWriter,
     print_heatmap,
     score_table,
     surprisal_heatmap,
@@ -84,6 +86,55 @@ def test_piped_output_is_tab_separated_rows_without_escape_codes(text_file, lstm
         assert float(row[3]) == pytest.approx(line.logprob, abs=1e-4)
         assert float(row[5]) == pytest.approx(line.bits_per_char, abs=1e-4)
     assert "scored 4 lines" in done.stderr
+
+
+def test_a_reader_that_stops_early_gets_its_rows_at_once_and_no_traceback(tmp_path):
+    # A model big enough that scoring the whole input takes several seconds, start-up aside.
+    checkpoint = make_checkpoint(tmp_path / "m.pt", hidden_size=128)
+    path = tmp_path / "big.txt"
+    path.write_text(TINY_TEXT * 400, encoding="utf-8")  # 4,800 lines, about 1 MB
+    started = time.perf_counter()
+    full = invoke(path, "-c", checkpoint, "-q")  # in this process: the scoring alone
+    full_seconds = time.perf_counter() - started
+    assert full.exit_code == 0, full.output
+
+    command = f"{sys.executable} -m charrnn score {path} -c {checkpoint} | head -n 2"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    head_seconds = time.perf_counter() - started
+
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr
+    assert done.stdout.splitlines(keepends=True) == full.stdout.splitlines(keepends=True)[:2]
+    # Start-up included, and still faster than the scoring alone of the whole input.
+    assert head_seconds < full_seconds, (head_seconds, full_seconds)
+
+
+def test_rows_are_flushed_as_each_block_is_written(lstm_checkpoint):
+    class Recorder(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.flushed: list[str] = []
+
+        def flush(self) -> None:
+            self.flushed.append(self.getvalue())
+
+    scored = score_lines(load_checkpoint(lstm_checkpoint), ["To be\n", "or not\n"]).lines
+    for as_json in (False, True):
+        stream = Recorder()
+        writer = ScoreWriter(stream, as_json)
+        writer.rows([(1, scored[0])])
+        assert len(stream.flushed) == 1 and stream.flushed[0].count("\n") == (1 if as_json else 2)
+        writer.rows([(2, scored[1])])
+        writer.finish(scored[1])
+        assert len(stream.flushed) == 3
 
 
 def test_json_has_one_object_per_line_then_the_total(text_file, lstm_checkpoint):

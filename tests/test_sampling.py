@@ -335,6 +335,28 @@ def test_stop_in_a_batch_ends_each_sample_on_its_own(lstm_checkpoint):
     assert stopped == [text.split(stop)[0] for text in fulls]
 
 
+def test_each_sample_ends_with_a_piece_carrying_it_as_it_stops(lstm_checkpoint):
+    generation = generate(
+        lstm_checkpoint, length=400, seed=2, num_samples=3, stop="e", device="cpu"
+    )
+    ends, pieces_seen = {}, 0
+    for piece in generation:
+        pieces_seen += 1
+        if piece.finished is not None:
+            assert piece.sample not in ends
+            ends[piece.sample] = (pieces_seen, piece.finished)
+    assert sorted(ends) == [0, 1, 2]
+    for index, (_, finished) in ends.items():
+        assert finished == generation.samples[index] and finished.stopped
+    assert ends[2][0] < ends[0][0] < ends[1][0] == pieces_seen  # the order they stopped in
+
+
+def test_samples_that_run_to_the_length_end_after_the_last_step(lstm_checkpoint):
+    generation = generate(lstm_checkpoint, length=30, seed=1, num_samples=2, device="cpu")
+    finished = [piece.finished for piece in generation if piece.finished is not None]
+    assert finished == generation.samples and not any(sample.stopped for sample in finished)
+
+
 def test_stop_filter_holds_back_partial_matches():
     def run(stop: str, text: str) -> tuple[str, bool]:
         stop_filter = _StopFilter(stop)

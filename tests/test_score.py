@@ -14,7 +14,18 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig
 from charrnn.errors import CheckpointError, ConfigError, DeviceError, VocabError
 from charrnn.model import CharRNN
-from charrnn.scoring import ScoreConfig, ScoreSummary, score, score_lines, split_lines
+from charrnn.scoring import (
+    BLOCK_BATCHES,
+    BLOCK_ROW_CHARS,
+    ScoreConfig,
+    ScoreSummary,
+    iter_score_lines,
+    score,
+    score_line_blocks,
+    score_lines,
+    split_lines,
+    summarize,
+)
 from charrnn.vocab import Vocab
 
 LINES = TINY_TEXT.splitlines(keepends=True)[:5]
@@ -247,6 +258,64 @@ def test_progress_is_reported_up_to_every_scored_character(lstm_checkpoint):
     total = sum(len(line) for line in LINES)
     assert reports[-1] == (total, total)
     assert [done for done, _ in reports] == sorted(done for done, _ in reports)
+
+
+# -- streaming: lines come out in input order while later ones are still to be scored -------
+
+
+def test_the_first_lines_come_out_before_later_blocks_are_scored(lstm_checkpoint):
+    lines = LINES * 40  # 200 lines: blocks of 4, 8, 16, ... lines at batch size 4
+    reports = []
+    streamed = iter_score_lines(
+        load_checkpoint(lstm_checkpoint),
+        lines,
+        batch_size=4,
+        on_progress=lambda done, total: reports.append((done, total)),
+    )
+
+    first = next(streamed)
+
+    total = sum(len(line) for line in lines)
+    assert first.text == lines[0]
+    assert reports == [(sum(len(line) for line in lines[:4]), total)]  # one batch, no more
+    rest = list(streamed)
+    assert reports[-1] == (total, total)
+    assert [line.text for line in [first, *rest]] == lines
+
+
+def test_blocks_grow_to_a_bound_and_score_exactly_like_the_whole_input(lstm_checkpoint):
+    loaded = load_checkpoint(lstm_checkpoint)
+    lines = ["\n", "a\n", *LINES, "To b\u00e9\n"] * 30
+    blocks = list(score_line_blocks(loaded, lines, batch_size=2))
+
+    sizes = [len(block) for block in blocks]
+    assert sizes[:4] == [2, 4, 8, 16] and max(sizes) == 2 * BLOCK_BATCHES
+    one_by_one = score_lines(loaded, lines, batch_size=1)
+    streamed = [line for block in blocks for line in block]
+    for alone, together in zip(one_by_one.lines, streamed, strict=True):
+        assert (together.text, together.chars, together.unknown) == (
+            alone.text,
+            alone.chars,
+            alone.unknown,
+        )
+        assert torch.allclose(together.logprobs, alone.logprobs, atol=1e-5, equal_nan=True)
+    assert summarize(streamed).logprob == pytest.approx(one_by_one.total.logprob, abs=1e-3)
+
+
+def test_long_lines_make_short_blocks(lstm_checkpoint):
+    long_line = TINY_TEXT.replace("\n", " ")[:600] + "\n"
+    lines = [long_line] * 6
+    blocks = list(score_line_blocks(load_checkpoint(lstm_checkpoint), lines, batch_size=2))
+    # Budgets of 2, 4 and 8 lines of BLOCK_ROW_CHARS: 512 (still one line), 1024, 2048 chars.
+    assert BLOCK_ROW_CHARS == 256 and [len(block) for block in blocks] == [1, 1, 3, 1]
+
+
+def test_bad_input_is_refused_before_the_first_line(lstm_checkpoint):
+    loaded = load_checkpoint(lstm_checkpoint)
+    with pytest.raises(VocabError, match="first on line 2"):
+        iter_score_lines(loaded, "To be\nor \u00e9\n", strict=True)  # not even one next()
+    with pytest.raises(VocabError, match="context"):
+        score_line_blocks(loaded, "To be\n", context="\u00e9")
 
 
 @pytest.mark.gpu

@@ -8,13 +8,13 @@ import re
 from pathlib import Path
 
 import pytest
-from charrnn.training import train
 from rich.console import Console
 
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.console import BAR, TrainDisplay, TrainFrame
 from charrnn.data import read_corpus
 from charrnn.events import EvalReport, StepReport, TrainResult, TrainStart
+from charrnn.training import train
 
 train_module = importlib.import_module("charrnn.training")
 CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
