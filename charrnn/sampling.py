@@ -28,6 +28,7 @@ from .device import resolve_device
 from .errors import ConfigError, VocabError
 from .model import CharRNN, State
 from .stepper import Stepper, step_weight_bytes
+from .text import plural
 from .vocab import Vocab, describe_chars
 
 NOISE_BLOCK = 128  # steps of uniforms drawn at once; fixed, so a seed means the same text always
@@ -159,12 +160,12 @@ class Generation:
         self.skipped_chars = vocab.unknown_chars(config.prime)
         if self.skipped_chars and config.unknown == "error":
             raise VocabError(
-                f"the prime has {len(self.skipped_chars)} character(s) the model never saw: "
+                f"the prime has {plural(len(self.skipped_chars), 'character')} the model never saw: "
                 f"{describe_chars(self.skipped_chars)}; remove them or pass --unknown skip"
             )
         if self.skipped_chars:
             warnings.warn(
-                f"skipped {len(self.skipped_chars)} prime character(s) the model never saw: "
+                f"skipped {plural(len(self.skipped_chars), 'prime character')} the model never saw: "
                 f"{describe_chars(self.skipped_chars)}",
                 stacklevel=3,
             )

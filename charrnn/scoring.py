@@ -28,6 +28,7 @@ from .config import CPU_BATCH_SIZE, GPU_BATCH_SIZE, ScoreConfig  # noqa: F401 (r
 from .device import autocast, resolve_device, use_bf16
 from .errors import VocabError
 from .model import CharRNN, State
+from .text import plural
 from .vocab import Vocab, describe_chars
 
 LN2 = math.log(2)
@@ -340,7 +341,7 @@ def _encode(vocab: Vocab, text: str, strict: bool) -> _Encoded:
         line = text.count("\n", 0, int((~known).nonzero()[0])) + 1
         missing = vocab.unknown_chars(text)
         raise VocabError(
-            f"the text has {len(missing)} character(s) the model never saw: "
+            f"the text has {plural(len(missing), 'character')} the model never saw: "
             f"{describe_chars(missing)} (first on line {line}); without --strict they are "
             "skipped and counted as unknown"
         )
@@ -353,7 +354,7 @@ def _context_ids(vocab: Vocab, context: str) -> list[int]:
     missing = vocab.unknown_chars(context)
     if missing:
         raise VocabError(
-            f"the context has {len(missing)} character(s) the model never saw: "
+            f"the context has {plural(len(missing), 'character')} the model never saw: "
             f"{describe_chars(missing)}; choose a context made of the model's characters"
         )
     return vocab.encode(context)

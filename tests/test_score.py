@@ -151,7 +151,7 @@ def test_a_line_of_only_unknown_characters_scores_nothing(lstm_checkpoint):
 
 def test_strict_makes_unknown_characters_an_error_naming_them_and_the_line(lstm_checkpoint):
     loaded = load_checkpoint(lstm_checkpoint)
-    with pytest.raises(VocabError, match=r"2 character\(s\).*'\u00a7', '\u00e9'.*first on line 2"):
+    with pytest.raises(VocabError, match=r"2 characters .*'\u00a7', '\u00e9'.*first on line 2"):
         score_lines(loaded, "To be\nor \u00e9 not \u00a7\n", strict=True)
     assert score_lines(loaded, "To be\n", strict=True).total.unknown == 0
 
