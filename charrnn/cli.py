@@ -41,25 +41,21 @@ from .config import (
 )
 from .console import (
     LN2,
-    TABLE_MAX_ROWS,
     HeatmapWriter,
-    SampleWriter,
     ScoreProgress,
-    ScoreWriter,
     TrainDisplay,
     err_console,
     error,
     format_duration,
     info,
-    render_for_terminal,
     sample_status,
     score_summary,
-    score_table,
     train_summary,
     warn,
 )
 from .errors import CharRNNError, ConfigError, DataError
 from .events import TrainStart
+from .output import TABLE_MAX_ROWS, SampleWriter, ScoreWriter, render_for_terminal, score_table
 from .text import plural
 
 try:  # Typer 0.2x carries its own copy of click; older Typer uses click itself

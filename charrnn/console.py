@@ -1,18 +1,16 @@
-"""Rich rendering shared by the commands. Everything here goes to stderr; stdout is for data."""
+"""What people watch, on stderr through Rich: messages, the training display, the heatmap, progress
+and summaries. What programs read (generated text, score rows) is formatted in `output`."""
 
 from __future__ import annotations
 
-import bisect
-import json
 import math
-import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
-from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.markup import escape
 from rich.progress import (
@@ -21,13 +19,20 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
+from .output import (
+    CONTROL_PICTURES,
+    NEWLINE_MARK,
+    SURPRISAL_EDGES,
+    SURPRISAL_STYLES,
+    UNKNOWN_STYLE,
+    format_number,
+    surprisal_style,
+)
 
 if TYPE_CHECKING:  # only for annotations: importing them would import torch, slowing --help
-    from .sampling import Piece, Sample
     from .scoring import ScoreSummary, TextScore
 
 err_console = Console(stderr=True, highlight=False)
@@ -250,239 +255,15 @@ def train_summary(result: TrainResult, resume_hint: str) -> str:
     return escape(line) + f"\nsample with: [bold]charrnn sample -c {escape(str(target))}[/]"
 
 
-# -- charrnn sample ---------------------------------------------------------------------------
-
-SAMPLE_SEPARATOR = "---"  # the line between samples on stdout (plain output only)
-
-
-def styled_output(stream: TextIO) -> bool:
-    """ANSI styles only on a terminal, and never with NO_COLOR set or TERM=dumb."""
-    isatty = getattr(stream, "isatty", None)
-    return (
-        bool(isatty and isatty())
-        and "NO_COLOR" not in os.environ
-        and (os.environ.get("TERM") != "dumb")
-    )
-
-
-class SampleWriter:
-    """Writes samples to stdout as data. Plain: each sample is its prime (dimmed on a terminal)
-    then its text; the first streams as it is generated, the others (made in the same batch)
-    follow whole, each after a line holding only `---` (a newline is added first when the previous
-    sample does not end with one). JSON: one object per sample and line, no separator. A sample
-    is written as soon as it and every sample before it have ended, so --stop's early finishers
-    need not wait for the whole batch."""
-
-    def __init__(self, stream: TextIO, prime: str, as_json: bool = False):
-        self.stream, self.prime, self.as_json = stream, prime, as_json
-        self.styled = styled_output(stream)
-        self.last_char = ""
-        self.written = 0  # samples written, in order
-        self.waiting: dict[int, Sample] = {}  # ended, but after one still running
-
-    def _write(self, text: str, dim: bool = False) -> None:
-        if text:
-            self.stream.write(f"\x1b[2m{text}\x1b[22m" if dim and self.styled else text)
-            self.stream.flush()
-            self.last_char = text[-1]
-
-    def start(self) -> None:
-        if not self.as_json:
-            self._write(self.prime, dim=True)
-
-    def piece(self, piece: Piece) -> None:
-        """Stream the first sample; write each other one when it and those before have ended."""
-        if piece.sample == 0 and not self.as_json:
-            self._write(piece.text)
-        if piece.finished is not None:
-            self.waiting[piece.sample] = piece.finished
-            while self.written in self.waiting:
-                self._write_sample(self.waiting.pop(self.written))
-
-    def finish(self, samples: list[Sample]) -> None:
-        """Write the samples not written yet, in order."""
-        for sample in samples[self.written :]:
-            self._write_sample(sample)
-        if self.styled and not self.as_json and self.last_char not in ("", "\n"):
-            self._write("\n")  # leave the shell prompt on its own line; never when piped
-
-    def _write_sample(self, sample: Sample) -> None:
-        index, self.written = self.written, self.written + 1
-        if self.as_json:
-            record = {
-                "text": sample.text,
-                "prime": sample.prime,
-                "seed": sample.seed,
-                "logprob": sample.logprob,
-                "chars": sample.chars,
-                "stopped": sample.stopped,
-            }
-            self._write(json.dumps(record, ensure_ascii=False) + "\n")
-        elif index > 0:  # the first one was streamed piece by piece
-            self._write(("" if self.last_char in ("", "\n") else "\n") + SAMPLE_SEPARATOR + "\n")
-            self._write(self.prime, dim=True)
-            self._write(sample.text)
-
-
 def sample_status(path: Path | None, description: str, device: str, seeds: list[int]) -> str:
     """The stderr line that says what is being sampled (plain text; pass it through info())."""
     seed = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}..{seeds[-1]}"
     return f"sampling from {path or 'the shipped model'} ({description}) on {device}, {seed}"
 
 
-# -- charrnn score: rows on stdout (table, tab-separated, JSON); heatmap and progress on stderr --
+# -- charrnn score: heatmap, progress and the total on stderr --
 
-# A scored row: its 1-based line number, or None for the whole text (--whole).
-ScoreRow = tuple["int | None", "TextScore"]
-
-SCORE_FIELDS = ("chars", "unknown", "logprob", "log10prob", "bits_per_char", "perplexity")
-TABLE_MAX_ROWS = 2_000  # Rich lays out about 1,000 rows a second; past this, plain rows
-SURPRISAL_EDGES = (1.0, 2.0, 4.0, 6.0, 8.0)  # bits; a character at an edge takes the next colour
-# Green (expected) to red (a surprise), one more than the edges. Named ANSI colours, so that
-# they stay distinct on a 16-colour terminal too (hex colours there collapse into each other).
-SURPRISAL_STYLES = (
-    "black on green",
-    "black on bright_green",
-    "black on bright_yellow",
-    "black on yellow",
-    "black on bright_red",
-    "bold bright_white on red",
-)
-UNKNOWN_STYLE = "bold bright_white on magenta"  # outside the vocabulary: no probability at all
-NEWLINE_MARK = "\u21b5"  # the newline is scored too, so it gets a visible, coloured mark
-
-# Control characters shown as their Unicode pictures (ESC as U+241B), so that user text can
-# neither drive the terminal nor break a row; the heatmap keeps tabs and newlines as layout.
-_CONTROL_PICTURES = {code: 0x2400 + code for code in range(32)} | {0x7F: 0x2421}
-_HEATMAP_PICTURES = {k: v for k, v in _CONTROL_PICTURES.items() if chr(k) not in "\t\n"}
-
-
-def shown_text(row: ScoreRow) -> str:
-    """A row's text as reported: a line without its final newline (which is still scored)."""
-    number, scored = row
-    return scored.text if number is None else scored.text.removesuffix("\n")
-
-
-def surprisal_style(bits: float) -> str:
-    if math.isnan(bits):
-        return UNKNOWN_STYLE
-    return SURPRISAL_STYLES[bisect.bisect_right(SURPRISAL_EDGES, bits)]
-
-
-def _number(value: float, digits: int = 4) -> str:
-    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
-
-
-# A tab-separated row is one line of cells: the text's own tabs, newlines, backslashes and other
-# control characters (ESC would reach a terminal through `cat`) are written as escapes.
-_TSV_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 0x7F)} | {
-    ord("\\"): "\\\\",
-    ord("\t"): "\\t",
-    ord("\r"): "\\r",
-    ord("\n"): "\\n",
-}
-
-
-TSV_HEADER = "\t".join(("line", *SCORE_FIELDS, "text")) + "\n"
-
-
-def score_tsv_row(row: ScoreRow) -> str:
-    """One tab-separated row: no colour; tabs and newlines escaped."""
-    number, scored = row
-    cells = [
-        "-" if number is None else str(number),
-        str(scored.chars),
-        str(scored.unknown),
-        _number(scored.logprob),
-        _number(scored.log10prob),
-        _number(scored.bits_per_char),
-        _number(scored.perplexity),
-        shown_text(row).translate(_TSV_ESCAPES),
-    ]
-    return "\t".join(cells) + "\n"
-
-
-def score_tsv(rows: Iterable[ScoreRow]) -> Iterator[str]:
-    """Tab-separated rows after a header, for pipes."""
-    yield TSV_HEADER
-    for row in rows:
-        yield score_tsv_row(row)
-
-
-def _json_figures(summary: ScoreSummary) -> dict[str, float | int | None]:
-    # NaN (nothing scored) is not JSON: null.
-    return {
-        name: None if isinstance(value, float) and not math.isfinite(value) else value
-        for name, value in summary.figures().items()
-    }
-
-
-def score_json_row(row: ScoreRow) -> str:
-    number, scored = row
-    record = {"line": number, "text": shown_text(row), **_json_figures(scored)}
-    return json.dumps(record, ensure_ascii=False) + "\n"
-
-
-def score_json_total(total: ScoreSummary, rows: int) -> str:
-    record = {"total": True, "lines": rows, **_json_figures(total)}
-    return json.dumps(record, ensure_ascii=False) + "\n"
-
-
-def score_json(rows: Sequence[ScoreRow], total: ScoreSummary) -> Iterator[str]:
-    """One JSON object per row, then the total with "total": true."""
-    for row in rows:
-        yield score_json_row(row)
-    yield score_json_total(total, len(rows))
-
-
-class ScoreWriter:
-    """Writes score rows to `stream` as they come, tab-separated under a header or as JSON (the
-    total last), and flushes after each batch of rows, so a reader such as `head` gets them now."""
-
-    def __init__(self, stream: TextIO, as_json: bool = False):
-        self.stream, self.as_json = stream, as_json
-        self.rows_written = 0
-
-    def rows(self, rows: Sequence[ScoreRow]) -> None:
-        if not self.as_json and self.rows_written == 0:
-            self.stream.write(TSV_HEADER)
-        row_text = score_json_row if self.as_json else score_tsv_row
-        self.stream.write("".join(row_text(row) for row in rows))
-        self.rows_written += len(rows)
-        self.stream.flush()
-
-    def finish(self, total: ScoreSummary) -> None:
-        if self.as_json:
-            self.stream.write(score_json_total(total, self.rows_written))
-        elif self.rows_written == 0:
-            self.stream.write(TSV_HEADER)
-        self.stream.flush()
-
-
-def score_table(rows: Sequence[ScoreRow], total: ScoreSummary) -> Table:
-    """The rows for a terminal, the total as footer; the text is cut to the width left."""
-    table = Table(show_footer=True, expand=True, header_style="bold", footer_style="bold")
-    right = {"justify": "right", "no_wrap": True}
-    table.add_column("#", "total", **right)
-    table.add_column("bits/char", _number(total.bits_per_char, 3), **right)
-    table.add_column("perplexity", _number(total.perplexity, 2), **right)
-    table.add_column("logprob", _number(total.logprob, 2), **right)
-    table.add_column("chars", f"{total.chars:,}", **right)
-    table.add_column("unknown", f"{total.unknown:,}", **right)
-    count = "the text" if rows and rows[0][0] is None else f"{len(rows):,} lines"
-    table.add_column("text", count, no_wrap=True, overflow="ellipsis", ratio=1, min_width=10)
-    for number, scored in rows:
-        bits = scored.bits_per_char
-        table.add_row(
-            "all" if number is None else str(number),
-            Text(_number(bits, 3), style=surprisal_style(bits)),
-            _number(scored.perplexity, 2),
-            _number(scored.logprob, 2),
-            f"{scored.chars:,}",
-            f"{scored.unknown:,}",
-            Text(shown_text((number, scored)).translate(_CONTROL_PICTURES)),
-        )
-    return table
+_HEATMAP_PICTURES = {k: v for k, v in CONTROL_PICTURES.items() if chr(k) not in "\t\n"}
 
 
 def surprisal_legend() -> Text:
@@ -549,22 +330,14 @@ def print_heatmap(scores: Sequence[TextScore], console: Console = err_console) -
     writer.finish()
 
 
-def render_for_terminal(renderable: RenderableType, stream: TextIO) -> str:
-    """Rich output as text fitted to `stream`, a terminal; the caller writes it there."""
-    console = Console(file=stream, highlight=False)
-    with console.capture() as capture:
-        console.print(renderable)
-    return capture.get()
-
-
 def score_summary(total: ScoreSummary, lines: int | None) -> str:
     """One plain line for people with the total figures (lines: None for --whole)."""
     what = "the text" if lines is None else f"{lines:,} line{'' if lines == 1 else 's'}"
     unknown = f" ({total.unknown:,} unknown, skipped)" if total.unknown else ""
     return (
         f"scored {what}: {total.chars:,} chars{unknown}, "
-        f"{_number(total.bits_per_char)} bits/char, perplexity {_number(total.perplexity, 3)}, "
-        f"logprob {_number(total.logprob, 3)} (log10 {_number(total.log10prob, 3)})"
+        f"{format_number(total.bits_per_char)} bits/char, perplexity {format_number(total.perplexity, 3)}, "
+        f"logprob {format_number(total.logprob, 3)} (log10 {format_number(total.log10prob, 3)})"
     )
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import app
-from charrnn.console import SAMPLE_SEPARATOR, SampleWriter
+from charrnn.output import SAMPLE_SEPARATOR, SampleWriter
 from charrnn.sampling import generate
 
 runner = CliRunner()

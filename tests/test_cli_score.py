@@ -19,14 +19,8 @@ from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import app
-from charrnn.console import (
-    SURPRISAL_STYLES,
-    ScoreWriter,
-    print_heatmap,
-    score_table,
-    surprisal_heatmap,
-    surprisal_style,
-)
+from charrnn.console import print_heatmap, surprisal_heatmap
+from charrnn.output import SURPRISAL_STYLES, ScoreWriter, score_table, surprisal_style
 from charrnn.scoring import score, score_lines
 
 runner = CliRunner()
