@@ -7,8 +7,9 @@ from torch import nn
 
 from .config import ModelConfig
 
-# An LSTM's state is (h, c); a GRU's or vanilla RNN's is h. Each is (layers, B, hidden).
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+# The recurrent state, always a tuple: (h, c) for an LSTM, (h,) for a GRU or vanilla RNN; each
+# tensor is (layers, B, hidden). One shape for every cell, so no helper branches on the type.
+State = tuple[torch.Tensor, ...]
 
 _CORES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -36,17 +37,17 @@ class CharRNN(nn.Module):
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         x = self.dropout(self.embedding(ids))  # (B, T, E)
-        out, state = self.core(x, state)  # (B, T, H)
+        lstm = self.config.cell == "lstm"
+        core_state = None if state is None else (state if lstm else state[0])
+        out, core_state = self.core(x, core_state)  # (B, T, H)
         logits = self.head(self.dropout(out))  # (B, T, V)
-        return logits, state
+        return logits, (tuple(core_state) if lstm else (core_state,))
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         device = device or self.head.weight.device
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
-        zeros = torch.zeros(shape, device=device)
-        if self.config.cell == "lstm":
-            return (zeros, zeros.clone())
-        return zeros
+        count = 2 if self.config.cell == "lstm" else 1
+        return tuple(torch.zeros(shape, device=device) for _ in range(count))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -54,34 +55,21 @@ class CharRNN(nn.Module):
 
 def detach_state(state: State | None) -> State | None:
     """Cut the graph at a window boundary (truncated BPTT) but keep the values."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)  # type: ignore[return-value]
-    return state.detach()
+    return None if state is None else tuple(s.detach() for s in state)
 
 
 def select_state(state: State, index: torch.Tensor | slice) -> State:
     """The state of a subset of the batch (dimension 1)."""
-    if isinstance(state, tuple):
-        return tuple(s[:, index] for s in state)  # type: ignore[return-value]
-    return state[:, index]
+    return tuple(s[:, index] for s in state)
 
 
 def state_to_cpu(state: State | None) -> list[torch.Tensor] | None:
     """The state as a list of CPU tensors, as a checkpoint stores it."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return [s.detach().cpu() for s in state]
-    return [state.detach().cpu()]
+    return None if state is None else [s.detach().cpu() for s in state]
 
 
-def state_from_saved(
-    saved: list[torch.Tensor] | None, cell: str, device: torch.device
-) -> State | None:
+def state_from_saved(saved: list[torch.Tensor] | None, device: torch.device) -> State | None:
     """The inverse of state_to_cpu."""
     if not saved:
         return None
-    tensors = [s.to(device) for s in saved]
-    return tuple(tensors) if cell == "lstm" else tensors[0]  # type: ignore[return-value]
+    return tuple(s.to(device) for s in saved)

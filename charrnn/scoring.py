@@ -366,9 +366,9 @@ def _context_ids(vocab: Vocab, context: str) -> list[int]:
 def _state_rows(state: State, rows: int) -> State:
     """The state of `rows` sequences: a single row (the context's) repeated, or the first rows
     of a batch (the sequences still running). cuDNN wants each tensor contiguous."""
-    if isinstance(state, tuple):
-        return tuple(_state_rows(s, rows) for s in state)  # type: ignore[return-value]
-    return (state.expand(-1, rows, -1) if state.size(1) == 1 else state[:, :rows]).contiguous()
+    return tuple(
+        (s.expand(-1, rows, -1) if s.size(1) == 1 else s[:, :rows]).contiguous() for s in state
+    )
 
 
 def _run(

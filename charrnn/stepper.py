@@ -206,9 +206,8 @@ class Stepper:
     @torch.no_grad()
     def load_state(self, state: State) -> None:
         """Copy a state from `model.forward` (batch 1 is broadcast to every stream)."""
-        parts = state if isinstance(state, tuple) else (state,)
         buffers = [self.hidden_state] + ([self.cell_state] if self.cell_state is not None else [])
-        for part, target in zip(parts, buffers, strict=True):
+        for part, target in zip(state, buffers, strict=True):
             per_stream = target.view(self.batch_size, self.num_layers, self.hidden_size)
             per_stream.copy_(part.transpose(0, 1).expand_as(per_stream))
 
@@ -221,7 +220,7 @@ class Stepper:
 
         if self.cell_state is not None:
             return (to_model(self.hidden_state), to_model(self.cell_state))
-        return to_model(self.hidden_state)
+        return (to_model(self.hidden_state),)
 
     # -- one step ----------------------------------------------------------------------------
 

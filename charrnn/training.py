@@ -236,8 +236,7 @@ class _Run:
         if self.device.type == "cuda" and saved.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(saved["rng_cuda"])
         self.data_generator.set_state(saved["rng_data"])
-        cell = self.model.config.cell
-        self.carried = state_from_saved(saved.get("carried_state"), cell, self.device)
+        self.carried = state_from_saved(saved.get("carried_state"), self.device)
         self.step = int(saved["step"])
         self.best_val_loss = saved.get("best_val_loss")
         self.last_val_loss = saved.get("last_val_loss")

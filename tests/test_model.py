@@ -27,7 +27,8 @@ def tiny_model(cell: str, num_layers: int = 2, dropout: float = 0.0, seed: int =
 
 
 def state_tensors(state) -> list[torch.Tensor]:
-    return list(state) if isinstance(state, tuple) else [state]
+    assert isinstance(state, tuple)  # every cell: (h, c) or (h,)
+    return list(state)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -101,7 +102,8 @@ def test_vanilla_rnn_is_tanh_of_input_plus_recurrent_term():
         expected = model.head(torch.stack(outputs, dim=1))
 
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(final[0], s, rtol=1e-5, atol=1e-6)
+    (h,) = final  # a vanilla RNN's state is (h,), h being (layers, B, hidden)
+    torch.testing.assert_close(h[0], s, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(("cell", "module"), [("lstm", nn.LSTM), ("gru", nn.GRU), ("rnn", nn.RNN)])

@@ -41,8 +41,9 @@ def peaked(checkpoint_path: Path, sharpness: float = 6.0) -> Checkpoint:
 
 
 def parts(state: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """An LSTM's (h, c) or another cell's h, as a tuple."""
-    return state if isinstance(state, tuple) else (state,)
+    """An LSTM's (h, c) or another cell's (h,)."""
+    assert isinstance(state, tuple)
+    return state
 
 
 def step_logits(checkpoint: Checkpoint, prime: str, text: str) -> torch.Tensor:
