@@ -40,13 +40,11 @@ from .config import (
     TrainConfig,
 )
 from .console import (
-    LN2,
     HeatmapWriter,
     ScoreProgress,
     TrainDisplay,
     err_console,
     error,
-    format_duration,
     info,
     sample_status,
     score_summary,
@@ -55,8 +53,14 @@ from .console import (
 )
 from .errors import CharRNNError, ConfigError, DataError
 from .events import TrainStart
-from .output import TABLE_MAX_ROWS, SampleWriter, ScoreWriter, render_for_terminal, score_table
-from .text import plural
+from .output import (
+    TABLE_MAX_ROWS,
+    SampleWriter,
+    ScoreWriter,
+    checkpoint_rows,
+    render_for_terminal,
+    score_table,
+)
 
 try:  # Typer 0.2x carries its own copy of click; older Typer uses click itself
     from typer._click import exceptions as click_errors
@@ -197,6 +201,17 @@ Windows = _choices("Windows", WINDOWS)
 Precision = _choices("Precision", PRECISIONS)
 SamplePrecision = _choices("SamplePrecision", SAMPLE_PRECISIONS)
 UnknownChars = _choices("UnknownChars", UNKNOWN_CHAR_POLICIES)
+
+
+# Options shared by several commands, declared once (the fastapi-cli way).
+CheckpointOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        "-c",
+        help="A checkpoint file or run directory (its best.pt, or last.pt before the first evaluation). [default: the shipped model]",
+    ),
+]
 
 
 def _overrides(**values: Any) -> dict[str, Any]:
@@ -427,33 +442,7 @@ def info_command(
     from .checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint or resources.default_checkpoint_path())
-    model_config, details = loaded.model_config, loaded.info
-    best = details.get("best_val_loss")
-    rows = [
-        ("file", str(loaded.path)),
-        (
-            "model",
-            model_config.describe(),
-        ),
-        ("parameters", f"{loaded.model.num_parameters():,}"),
-        ("vocabulary", plural(len(loaded.vocab), "character")),
-        ("steps trained", f"{details.get('step', '?')}"),
-        ("training time", format_duration(details.get("elapsed_s"))),
-        (
-            "best val loss",
-            "-" if best is None else f"{best:.4f} nats ({best / LN2:.4f} bits) per char",
-        ),
-        ("corpus", ", ".join(details.get("corpus", [])) or "?"),
-        (
-            "corpus size",
-            f"{details.get('corpus_chars', 0):,} chars, sha256 {details.get('corpus_sha256', '?')[:16]}",
-        ),
-        ("device", f"{details.get('device', '?')} ({details.get('precision', '?')})"),
-        ("resumable", "yes" if loaded.training_state else "no (weights only)"),
-    ]
-    if loaded.train_config is not None:
-        options = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(loaded.train_config).items())
-        rows.append(("training options", options))
+    rows = checkpoint_rows(loaded)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         typer.echo(f"{name:<{width}}  {value}")
@@ -470,14 +459,7 @@ def sample_command(
             help="A checkpoint file or run directory, as with -c.",
         ),
     ] = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            "--checkpoint",
-            "-c",
-            help="A checkpoint file or run directory (its best.pt, or last.pt before the first evaluation). [default: the shipped model]",
-        ),
-    ] = None,
+    checkpoint: CheckpointOption = None,
     length: Annotated[
         int | None,
         typer.Option(
@@ -692,14 +674,7 @@ def score_command(
             help="UTF-8 text to score; '-', or nothing while text is piped in, reads stdin.",
         ),
     ] = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            "--checkpoint",
-            "-c",
-            help="A checkpoint file or run directory (its best.pt, or last.pt before the first evaluation). [default: the shipped model]",
-        ),
-    ] = None,
+    checkpoint: CheckpointOption = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     batch_size: Annotated[
         int | None,

@@ -3,7 +3,6 @@ and summaries. What programs read (generated text, score rows) is formatted in `
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -31,22 +30,12 @@ from .output import (
     format_number,
     surprisal_style,
 )
+from .text import LN2, format_duration, nats_and_bits
 
 if TYPE_CHECKING:  # only for annotations: importing them would import torch, slowing --help
     from .scoring import ScoreSummary, TextScore
 
 err_console = Console(stderr=True, highlight=False)
-
-LN2 = math.log(2)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def format_loss(loss: float | None) -> str:
@@ -232,10 +221,7 @@ def train_summary(result: TrainResult, resume_hint: str) -> str:
     if result.best_val_loss is None:
         best = "no evaluation yet"
     else:
-        best = (
-            f"best val loss {result.best_val_loss:.4f} nats "
-            f"({result.best_val_loss / LN2:.4f} bits) per char"
-        )
+        best = f"best val loss {nats_and_bits(result.best_val_loss)}"
     reason = {
         "max_steps": "reached --max-steps",
         "max_time": "reached --max-time",

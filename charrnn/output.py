@@ -6,6 +6,7 @@ People's messages, progress and the heatmap go to stderr through `console`.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import math
 import os
@@ -16,7 +17,10 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from .text import format_duration, nats_and_bits, plural
+
 if TYPE_CHECKING:  # only for annotations: importing them would import torch, slowing --help
+    from .checkpoint import Checkpoint
     from .sampling import Piece, Sample
     from .scoring import ScoreSummary, TextScore
 
@@ -255,3 +259,32 @@ def render_for_terminal(renderable: RenderableType, stream: TextIO) -> str:
     with console.capture() as capture:
         console.print(renderable)
     return capture.get()
+
+
+# -- charrnn info ------------------------------------------------------------------------------
+
+
+def checkpoint_rows(loaded: Checkpoint) -> list[tuple[str, str]]:
+    """What `charrnn info` prints about a checkpoint, as (name, value) rows."""
+    details, best = loaded.info, loaded.info.get("best_val_loss")
+    rows = [
+        ("file", str(loaded.path)),
+        ("model", loaded.model_config.describe()),
+        ("parameters", f"{loaded.model.num_parameters():,}"),
+        ("vocabulary", plural(len(loaded.vocab), "character")),
+        ("steps trained", f"{details.get('step', '?')}"),
+        ("training time", format_duration(details.get("elapsed_s"))),
+        ("best val loss", "-" if best is None else nats_and_bits(best)),
+        ("corpus", ", ".join(details.get("corpus", [])) or "?"),
+        (
+            "corpus size",
+            f"{details.get('corpus_chars', 0):,} chars, "
+            f"sha256 {details.get('corpus_sha256', '?')[:16]}",
+        ),
+        ("device", f"{details.get('device', '?')} ({details.get('precision', '?')})"),
+        ("resumable", "yes" if loaded.training_state else "no (weights only)"),
+    ]
+    if loaded.train_config is not None:
+        options = dataclasses.asdict(loaded.train_config)
+        rows.append(("training options", ", ".join(f"{k}={v}" for k, v in options.items())))
+    return rows

@@ -28,10 +28,9 @@ from .config import CPU_BATCH_SIZE, GPU_BATCH_SIZE, ScoreConfig  # noqa: F401 (r
 from .device import autocast, resolve_device, use_bf16
 from .errors import VocabError
 from .model import CharRNN, State
-from .text import plural
+from .text import LN2, plural
 from .vocab import Vocab, describe_chars
 
-LN2 = math.log(2)
 LN10 = math.log(10)
 
 # on_progress(characters scored so far, characters to score)
