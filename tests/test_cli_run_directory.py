@@ -5,22 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import cli as invoke
 from conftest import make_checkpoint, write
-from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_checkpoint, resolve_checkpoint_path, save_checkpoint
-from charrnn.cli import app
 from charrnn.errors import CheckpointError
-
-runner = CliRunner()
-
-
-def invoke(*args: str | Path):
-    result = runner.invoke(app, [str(a) for a in args])
-    for stream in (result.stdout, result.stderr):
-        assert "Traceback" not in stream
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
 
 
 @pytest.fixture
