@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
+from . import resources
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
+from .device import resolve_device
 from .errors import CheckpointError, ConfigError
 from .model import CharRNN
 from .vocab import Vocab
@@ -175,3 +177,25 @@ def load_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> Che
         training_state=payload.get("training"),
         path=path,
     )
+
+
+def load_model(
+    source: Checkpoint | Path | str | None = None,
+    device: torch.device | str = "auto",
+    on_note: Callable[[str], None] | None = None,
+) -> Checkpoint:
+    """The one way a model is found and put on a device, for sampling, scoring and the API.
+
+    source: a loaded Checkpoint (moved to the device), a checkpoint file, a run directory (its
+    best.pt, or last.pt before the first evaluation; on_note hears which) or None for the
+    shipped model. device: 'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device.
+    """
+    target = device if isinstance(device, torch.device) else resolve_device(device)
+    if isinstance(source, Checkpoint):
+        source.model.to(target).eval()
+        return source
+    if source is None:
+        path = resources.default_checkpoint_path()
+    else:
+        path = resolve_checkpoint_path(source, on_note=on_note)
+    return load_checkpoint(path, target)

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import torch
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .text import plural
 
 # How a corpus read from stdin is recorded among its sources (and so in a checkpoint).
@@ -96,6 +96,39 @@ def decode_text(data: bytes, source: str) -> str:
             f"{_iconv_hint(source, encoding)}"
         ) from None
     return text.removeprefix("\ufeff").replace("\r\n", "\n")
+
+
+def read_text_input(file: str | None, stdin: BinaryIO | None = None) -> str:
+    """The text one command reads (`charrnn score`): FILE, or stdin for '-' or no FILE while stdin
+    is piped. A run directory or a checkpoint given by mistake is named as such."""
+    if file is None or file == "-":
+        stream = stdin or sys.stdin.buffer
+        if file is None and stdin is None and sys.stdin.isatty():
+            raise ConfigError(
+                "no text to score: give a FILE, or pipe text in (echo 'To be' | charrnn score); "
+                "'-' reads stdin"
+            )
+        return decode_text(stream.read(), "stdin")
+    path = Path(file)
+    if path.is_dir():
+        if (path / "best.pt").is_file() or (path / "last.pt").is_file():
+            raise ConfigError(
+                f"{file} is a run directory, not text to score; "
+                f"to score with its model: charrnn score TEXT_FILE -c {file}"
+            )
+        raise DataError(f"{file} is a directory; give a text file")
+    if path.suffix == ".pt":
+        raise ConfigError(
+            f"{file} looks like a checkpoint, not text to score; "
+            f"to score with it: charrnn score TEXT_FILE -c {file}"
+        )
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"file not found: {file}") from None
+    except OSError as problem:
+        raise DataError(f"cannot read {file}: {problem.strerror}") from None
+    return decode_text(data, file)
 
 
 def _is_text_file(path: Path) -> bool:

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
@@ -288,3 +289,13 @@ def checkpoint_rows(loaded: Checkpoint) -> list[tuple[str, str]]:
         options = dataclasses.asdict(loaded.train_config)
         rows.append(("training options", ", ".join(f"{k}={v}" for k, v in options.items())))
     return rows
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that after a reader such as `head` closed the pipe the
+    interpreter's final flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass

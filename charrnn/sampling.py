@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,10 +20,8 @@ from typing import Any
 
 import torch
 
-from . import resources
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, load_model
 from .config import AUTO_FP16_BYTES, SampleConfig
-from .device import resolve_device
 from .errors import ConfigError, VocabError
 from .model import CharRNN, State
 from .stepper import Stepper, step_weight_bytes
@@ -52,21 +49,6 @@ def filter_logits(
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits
-
-
-def sample_next(
-    logits: torch.Tensor,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    generator: torch.Generator | None = None,
-    greedy: bool = False,
-) -> torch.Tensor:
-    """Next ids (B,) from logits (B, V): temperature, then top-k, then top-p, then a draw."""
-    if greedy:
-        return logits.argmax(dim=-1)
-    probs = filter_logits(logits.float() / temperature, top_k, top_p).softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
 @dataclass(frozen=True)
@@ -163,12 +145,6 @@ class Generation:
                 f"the prime has {plural(len(self.skipped_chars), 'character')} the model never saw: "
                 f"{describe_chars(self.skipped_chars)}; remove them or pass --unknown skip"
             )
-        if self.skipped_chars:
-            warnings.warn(
-                f"skipped {plural(len(self.skipped_chars), 'prime character')} the model never saw: "
-                f"{describe_chars(self.skipped_chars)}",
-                stacklevel=3,
-            )
         self.precision = resolve_precision(config.precision, model, self.device)
         self.prime_ids = vocab.encode(config.prime, unknown="skip")
         self.prime = vocab.decode(self.prime_ids)
@@ -179,6 +155,14 @@ class Generation:
         self._logprob_blocks: list[torch.Tensor] = []  # (steps, B) per finished block
         self._open_block: tuple[torch.Tensor, torch.Tensor, int] | None = None  # logits, ids, steps
         self._stepper: Stepper | None = None
+
+    @property
+    def skipped_note(self) -> str | None:
+        """A sentence on the prime characters dropped (unknown='skip'), or None."""
+        if not self.skipped_chars:
+            return None
+        count = plural(len(self.skipped_chars), "prime character")
+        return f"skipped {count} the model never saw: {describe_chars(self.skipped_chars)}"
 
     def run(self) -> list[Sample]:
         """Generate everything and return the samples."""
@@ -371,13 +355,6 @@ def resolve_precision(precision: str, model: CharRNN, device: torch.device) -> s
     return "fp16" if device.type == "cpu" and fbgemm and big else "fp32"
 
 
-def _load(checkpoint: Checkpoint | str | Path | None, device: torch.device) -> Checkpoint:
-    if isinstance(checkpoint, Checkpoint):
-        checkpoint.model.to(device).eval()
-        return checkpoint
-    return load_checkpoint(checkpoint or resources.default_checkpoint_path(), device)
-
-
 def generate(
     checkpoint: Checkpoint | str | Path | None = None,
     config: SampleConfig | None = None,
@@ -390,7 +367,7 @@ def generate(
     `config`. The stop text is dropped from the samples.
     """
     config = replace(config or SampleConfig(), **options)
-    loaded = _load(checkpoint, resolve_device(config.device))
+    loaded = load_model(checkpoint, config.device)
     return Generation(loaded.model, loaded.vocab, config)
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import Checkpoint, load_checkpoint
-from .config import CPU_BATCH_SIZE, GPU_BATCH_SIZE, ScoreConfig  # noqa: F401 (re-exported)
-from .device import autocast, resolve_device, use_bf16
+from .checkpoint import Checkpoint, load_model
+from .config import ScoreConfig
+from .device import autocast, use_bf16
 from .errors import VocabError
 from .model import CharRNN, State
 from .text import LN2, plural
@@ -300,7 +300,7 @@ def _model_and_vocab(
         model = source
     else:
         if not isinstance(source, Checkpoint):
-            source = load_checkpoint(source, device or resolve_device("auto"))
+            source = load_model(source, device or "auto")
         model, vocab = source.model, source.vocab
     if len(vocab) != model.config.vocab_size:
         raise VocabError(
@@ -443,3 +443,11 @@ def _run_batches(
         if on_progress is not None:
             on_progress(done, total)
     return out[:size]
+
+
+def rank_by_bits(
+    rows: Iterable[tuple[int | None, TextScore]],
+) -> list[tuple[int | None, TextScore]]:
+    """(line number, score) rows, most probable (fewest bits per character) first; lines with
+    nothing scored (NaN) last. The sort is stable: equal lines keep their input order."""
+    return sorted(rows, key=lambda row: (math.isnan(row[1].bits_per_char), row[1].bits_per_char))

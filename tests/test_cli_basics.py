@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
 from importlib.metadata import version
 
 import pytest
+import typer
 from conftest import cli, make_checkpoint, run_charrnn
 
 from charrnn import plan as plan_module
 from charrnn import threads
 from charrnn.checkpoint import load_checkpoint
+from charrnn.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig, flag
 from charrnn.plan import DEMO_MAX_TIME_S, plan_run
 
 COMMANDS = ["train", "sample", "score", "info"]
@@ -176,3 +179,25 @@ def test_train_says_how_many_threads_and_why(tmp_path, tiny_corpus):
 def test_real_probe_counts_at_most_the_usable_cores():
     free = threads.free_cores(probe_seconds=0.05)
     assert free is not None and 0 <= free <= threads.usable_cores() + 0.5
+
+
+# Config fields that are not options: the vocabulary comes from the corpus, the LR floor is fixed.
+NOT_OPTIONS = {"vocab_size", "min_lr_ratio", "chunk_len", "warmup"}
+
+
+@pytest.mark.parametrize(
+    ("command", "configs"),
+    [("train", (ModelConfig, TrainConfig)), ("sample", (SampleConfig,)), ("score", (ScoreConfig,))],
+)
+def test_each_config_field_is_set_by_the_parameter_of_its_name_under_its_flag(command, configs):
+    # The walk from a flag to a field is direct: one table (config.flag), one name.
+    from charrnn.cli import app
+
+    click_command = typer.main.get_command(app).commands[command]
+    flags = {param.name: param.opts for param in click_command.params}
+    for config in configs:
+        for field in dataclasses.fields(config):
+            if field.name in NOT_OPTIONS:
+                continue
+            assert field.name in flags, f"{command} has no parameter for {field.name}"
+            assert flag(field.name) in flags[field.name], (command, field.name)

@@ -299,13 +299,15 @@ def test_unknown_prime_characters_are_listed(lstm_checkpoint):
     assert "'é'" in message and "'2'" in message and "--unknown skip" in message
 
 
-def test_unknown_prime_characters_skipped_with_a_warning(lstm_checkpoint):
-    with pytest.warns(UserWarning, match="'é'"):
-        generation = generate(
-            lstm_checkpoint, prime="To bé", unknown="skip", length=20, seed=1, device="cpu"
-        )
+def test_unknown_prime_characters_skipped_with_a_note(lstm_checkpoint):
+    generation = generate(
+        lstm_checkpoint, prime="To bé", unknown="skip", length=20, seed=1, device="cpu"
+    )
     assert generation.prime == "To b"
     assert generation.skipped_chars == ["é"]
+    assert "skipped 1 prime character" in generation.skipped_note
+    assert "'é'" in generation.skipped_note
+    assert generate(lstm_checkpoint, prime="To b", device="cpu").skipped_note is None
     clean = sample_text(lstm_checkpoint, prime="To b", length=20, seed=1, device="cpu")
     assert generation.run()[0].text == clean
 
