@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -68,7 +69,12 @@ def save_checkpoint(
         "info": dict(info or {}),
         "training": training_state,
     }
-    descriptor, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        descriptor, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
+    except OSError as problem:
+        raise CheckpointError(f"cannot write {path}: {problem.strerror}") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             torch.save(payload, handle)
@@ -79,10 +85,30 @@ def save_checkpoint(
         os.umask(umask)
         os.chmod(tmp_name, 0o666 & ~umask)
         os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as problem:
+        # torch reports a failed write (a full disk) as RuntimeError from its zip writer.
+        Path(tmp_name).unlink(missing_ok=True)
+        kept = f"; the previous {path.name} is kept" if path.exists() else ""
+        raise CheckpointError(
+            f"cannot write {path}: {_write_failure(problem, path.parent)}{kept}"
+        ) from None
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _write_failure(problem: Exception, directory: Path) -> str:
+    """Why a write failed, in words: torch's zip writer says only 'unexpected pos'."""
+    if isinstance(problem, OSError) and problem.strerror:
+        return problem.strerror
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        free = None
+    if free is not None and free < 64 * 2**20:
+        return f"no space left on device ({free / 2**20:.1f} MB free)"
+    return str(problem).splitlines()[0] if str(problem) else type(problem).__name__
 
 
 def resolve_checkpoint_path(

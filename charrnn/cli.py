@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import shlex
 import sys
 import time
@@ -89,7 +91,7 @@ from .console import (
     train_summary,
     warn,
 )
-from .errors import CharRNNError, ConfigError
+from .errors import CharRNNError, ConfigError, DataError
 from .events import TrainStart
 from .output import (
     TABLE_MAX_ROWS,
@@ -103,8 +105,10 @@ from .output import (
 
 try:  # Typer 0.2x carries its own copy of click; older Typer uses click itself
     from typer._click import exceptions as click_errors
+    from typer.exceptions import Abort
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click import exceptions as click_errors
+    from click.exceptions import Abort
 
 
 class _OneLineErrors(TyperGroup):
@@ -126,9 +130,9 @@ class _OneLineErrors(TyperGroup):
         except click_errors.ClickException as problem:
             error(problem.format_message())
             sys.exit(problem.exit_code)
-        except click_errors.Abort:
-            error("aborted")
-            sys.exit(1)
+        except Abort:
+            error("interrupted")
+            sys.exit(130)
         sys.exit(code or 0)
 
 
@@ -150,17 +154,61 @@ def _main_options(version: VersionOption = None) -> None:
 
 
 def friendly_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """Library errors become one line on stderr and an exit code (usage 2, runtime 1)."""
+    """Every error becomes one line on stderr and an exit code: usage 2, runtime 1. Library
+    errors say what to do; an OSError (a full disk, a closed or full stdout) names the file and
+    the reason; anything else is a bug, reported as one (CHARRNN_DEBUG=1 shows the traceback)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             command(*args, **kwargs)
+        except (typer.Exit, click_errors.ClickException, Abort, KeyboardInterrupt):
+            raise
         except CharRNNError as problem:
-            error(str(problem))
-            raise typer.Exit(problem.exit_code) from None
+            _fail(str(problem), problem.exit_code)
+        except BrokenPipeError:
+            silence_stdout()  # a reader such as `head` has all it wants: not an error
+        except OSError as problem:
+            _fail(_describe_os_error(problem), 1)
+        except Exception as problem:
+            if os.environ.get("CHARRNN_DEBUG"):
+                raise
+            _fail(
+                f"internal error: {type(problem).__name__}: {problem} (a charrnn bug: please "
+                "report it; CHARRNN_DEBUG=1 shows where)",
+                1,
+            )
 
     return wrapper
+
+
+def _fail(message: str, code: int) -> None:
+    try:  # what was written to stdout stays written; what cannot be written is let go
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        silence_stdout()
+    error(message)
+    raise typer.Exit(code) from None
+
+
+def _describe_os_error(problem: OSError) -> str:
+    where = problem.filename or "stdout"
+    reason = problem.strerror or str(problem)
+    return (
+        f"cannot write {where}: {reason}"
+        if problem.errno in _WRITE_ERRNOS
+        else f"{where}: {reason}"
+    )
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EBADF, errno.EFBIG}
+
+
+def _stdout() -> Any:
+    """sys.stdout, or a clear error when the shell closed it (`>&-`) and nothing could be read."""
+    if sys.stdout is None:
+        raise DataError("stdout is closed (>&-): nothing could be written; redirect it instead")
+    return sys.stdout
 
 
 @app.command()
@@ -249,9 +297,11 @@ def info_command(checkpoint: InfoCheckpoint = None) -> None:
     from .resources import default_checkpoint_path
 
     path = resolve_checkpoint_path(checkpoint) if checkpoint else default_checkpoint_path()
+    stdout = _stdout()
     rows = checkpoint_rows(load_checkpoint(path))
     width = max(len(name) for name, _ in rows)
-    typer.echo("".join(f"{name:<{width}}  {value}\n" for name, value in rows), nl=False)
+    stdout.write("".join(f"{name:<{width}}  {value}\n" for name, value in rows))
+    stdout.flush()
 
 
 @app.command("sample")
@@ -276,6 +326,7 @@ def sample_command(
 ) -> None:
     """Generate text from a trained model, streamed to stdout as it is made."""
     config = SampleConfig(**given(locals(), SampleConfig))
+    stdout = _stdout()
     from .checkpoint import load_model
     from .sampling import Generation
 
@@ -287,18 +338,12 @@ def sample_command(
     if not quiet:
         weights = f"{loaded.model_config.shape}, {generation.precision} weights"
         info(sample_status(loaded.path, weights, str(generation.device), generation.seeds))
-    writer = SampleWriter(sys.stdout, generation.prime, as_json=as_json)
+    writer = SampleWriter(stdout, generation.prime, as_json=as_json)
     started = time.perf_counter()
-    try:
-        writer.start()
-        for piece in generation:
-            writer.piece(piece)
-        writer.finish(generation.samples)
-    except BrokenPipeError:
-        silence_stdout()  # a reader such as `head` has all it wants
-        return
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+    writer.start()
+    for piece in generation:
+        writer.piece(piece)
+    writer.finish(generation.samples)
     if not quiet:
         chars, seconds = sum(s.chars for s in generation.samples), time.perf_counter() - started
         info(f"{chars:,} characters in {seconds:.2f} s ({chars / max(seconds, 1e-9):,.0f} chars/s)")
@@ -344,6 +389,7 @@ def score_command(
     config = ScoreConfig(**given(locals(), ScoreConfig))
     if streams is not None and not whole:
         raise ConfigError("--streams applies to --whole only")
+    _stdout()
     from .checkpoint import load_model
     from .data import read_text_input
 
@@ -353,10 +399,7 @@ def score_command(
         if not quiet:
             info("the input is empty: nothing to score")
         return
-    try:
-        _write_scores(loaded, text, config, whole, sort, as_json, heatmap, quiet)
-    except BrokenPipeError:
-        silence_stdout()  # a reader such as `head` has all it wants
+    _write_scores(loaded, text, config, whole, sort, as_json, heatmap, quiet)
 
 
 def _write_scores(
@@ -409,11 +452,26 @@ def _write_scores(
         info(score_summary(total, None if whole else len(scores)))
 
 
+def _hold_closed_standard_fds() -> None:
+    """A shell can start us with stdout or stderr closed (`>&-`, `2>&-`). Park /dev/null on
+    those descriptors, so the next file opened (a checkpoint being written) cannot become
+    descriptor 1 or 2 and receive our output. Python already set sys.stdout to None there."""
+    for fd in (1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            parked = os.open(os.devnull, os.O_WRONLY)
+            if parked != fd:
+                os.dup2(parked, fd)
+                os.close(parked)
+
+
 def main() -> None:
-    """Entry point for the console script and `python -m charrnn`."""
+    """The CLI's entry point (`charrnn`, through charrnn.entry, and `python -m charrnn`)."""
+    _hold_closed_standard_fds()
     try:
         app()
     except BrokenPipeError:
         # A reader such as `head` closed the pipe: not an error for us.
-        sys.stderr.close()
+        silence_stdout()
         sys.exit(0)

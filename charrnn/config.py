@@ -20,6 +20,14 @@ DEVICES = ("auto", "cpu", "cuda", "mps")  # and "cuda:N"
 DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."
 
 
+# Stacks deeper than this do not train as RNNs (and PyTorch takes minutes to build 100,000).
+MAX_LAYERS = 64
+# A preview longer than this would stall every evaluation; `charrnn sample` makes any length.
+MAX_PREVIEW_CHARS = 10_000
+# torch.manual_seed takes 64 bits; previews and samples add small offsets to a seed.
+MAX_SEED = 2**62
+
+
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
@@ -43,7 +51,8 @@ class ModelConfig:
             f"{flag('cell')} must be one of {', '.join(CELLS)}, got {self.cell!r}",
         )
         _require(
-            self.num_layers >= 1, f"{flag('num_layers')} must be at least 1, got {self.num_layers}"
+            1 <= self.num_layers <= MAX_LAYERS,
+            f"{flag('num_layers')} must be between 1 and {MAX_LAYERS}, got {self.num_layers}",
         )
         _require(
             self.hidden_size >= 1,
@@ -95,42 +104,58 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        _require(self.seq_len >= 1, f"--seq-len must be at least 1, got {self.seq_len}")
-        _require(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
-        _require(self.windows in WINDOWS, f"--windows must be one of {', '.join(WINDOWS)}")
-        _require(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        for name in ("lr", "weight_decay", "grad_clip", "max_time", "save_every_s"):
+            value = getattr(self, name)
+            _require(
+                value is None or math.isfinite(value),
+                f"{flag(name)} must be a finite number, got {value}",
+            )
+        _at_least(self, 1, "seq_len", "batch_size", "max_steps", "eval_every")
+        _at_least(self, 0, "warmup_steps", "weight_decay", "save_every_s", "sample_chars")
+        _require(self.windows in WINDOWS, f"{flag('windows')} must be one of {', '.join(WINDOWS)}")
+        _require(self.lr > 0, f"{flag('lr')} must be positive, got {self.lr}")
         _require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]")
-        _require(
-            self.warmup_steps >= 0, f"{flag('warmup_steps')} must be >= 0, got {self.warmup_steps}"
-        )
-        _require(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
-        _require(self.grad_clip > 0, f"--grad-clip must be positive, got {self.grad_clip}")
-        _require(self.max_steps >= 1, f"--max-steps must be at least 1, got {self.max_steps}")
+        _require(self.grad_clip > 0, f"{flag('grad_clip')} must be positive, got {self.grad_clip}")
         _require(
             self.max_time is None or self.max_time > 0,
-            f"--max-time must be positive, got {self.max_time}",
+            f"{flag('max_time')} must be positive, got {self.max_time}",
         )
         _require(
             self.patience is None or self.patience >= 1,
-            f"--patience must be at least 1, got {self.patience}",
-        )
-        _require(self.eval_every >= 1, f"--eval-every must be at least 1, got {self.eval_every}")
-        _require(
-            self.save_every_s >= 0,
-            f"{flag('save_every_s')} must be >= 0 seconds, got {self.save_every_s}",
+            f"{flag('patience')} must be at least 1, got {self.patience}",
         )
         _require(
             0.0 < self.val_fraction < 1.0,
-            f"--val-fraction must be in (0, 1), got {self.val_fraction}",
-        )
-        _require(self.sample_chars >= 0, "--sample-chars must be >= 0")
-        _require(
-            self.device in DEVICES or self.device.startswith("cuda:"),
-            f"--device must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}",
+            f"{flag('val_fraction')} must be in (0, 1), got {self.val_fraction}",
         )
         _require(
-            self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"
+            self.sample_chars <= MAX_PREVIEW_CHARS,
+            f"{flag('sample_chars')} must be at most {MAX_PREVIEW_CHARS:,} (it is a preview; "
+            "charrnn sample makes any length)",
         )
+        _require(
+            0 <= self.seed <= MAX_SEED,
+            f"{flag('seed')} must be between 0 and 2**62, got {self.seed}",
+        )
+        _check_device(self.device)
+        _require(
+            self.precision in PRECISIONS,
+            f"{flag('precision')} must be one of {', '.join(PRECISIONS)}",
+        )
+
+
+def _at_least(config: Any, low: int, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        word = "at least" if low else ">="
+        _require(value >= low, f"{flag(name)} must be {word} {low}, got {value}")
+
+
+def _check_device(device: str) -> None:
+    _require(
+        device in DEVICES or device.startswith("cuda:"),
+        f"{flag('device')} must be one of {', '.join(DEVICES)} (or cuda:N), got {device!r}",
+    )
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import shlex
@@ -14,6 +15,7 @@ import torch
 
 from .errors import ConfigError, DataError
 from .text import plural
+from .vocab import Vocab
 
 # How a corpus read from stdin is recorded among its sources (and so in a checkpoint).
 STDIN_SOURCE = "<stdin>"
@@ -44,9 +46,14 @@ class Corpus:
             return "stdin"
         return Path(self.sources[0]).stem or "corpus"
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @functools.cached_property
+    def vocab(self) -> Vocab:
+        """The characters of the text: a new run's vocabulary (worked out once per corpus)."""
+        return Vocab.from_text(self.text)
 
 
 def _utf_bom(data: bytes) -> tuple[str, str] | None:
@@ -330,7 +337,8 @@ class StatefulWindows:
     stateful = True
 
     def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int):
-        batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+        # A text too short for `batch_size` streams of at least one window gets fewer.
+        self.batch_size = batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len))
         self.stream_len = (len(ids) - 1) // batch_size
         usable = self.stream_len * batch_size
         self.inputs = ids[:usable].view(batch_size, self.stream_len)

@@ -33,3 +33,7 @@ class DeviceError(CharRNNError):
 
 class TrainingDiverged(CharRNNError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class ResourceError(CharRNNError):
+    """The machine lacks what a run needs (memory), found before anything is allocated."""

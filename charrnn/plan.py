@@ -19,7 +19,6 @@ from .config import ModelConfig, TrainConfig, build_configs, resume_config
 from .data import STDIN_SOURCE, Corpus, read_corpus, stored_corpus_paths
 from .device import resolve_device
 from .threads import ThreadChoice, choose_threads
-from .vocab import Vocab
 
 # With no corpus the run is a demo on the shipped text: short unless the user sets a limit.
 DEMO_MAX_TIME_S = 120.0
@@ -98,7 +97,7 @@ def plan_run(
         model_config, config = build_configs(
             device.type, model_options, train_options, cpu_threads=cpu_threads
         )
-        model_config = replace(model_config, vocab_size=len(Vocab.from_text(text.text)))
+        model_config = replace(model_config, vocab_size=len(text.vocab))
     out_dir = out_dir or Path("runs") / text.name
     return RunPlan(text, model_config, config, out_dir, checkpoint, choice, notes)
 

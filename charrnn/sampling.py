@@ -23,6 +23,7 @@ import torch
 from .checkpoint import Checkpoint, load_model
 from .config import AUTO_FP16_BYTES, SampleConfig
 from .errors import ConfigError, VocabError
+from .memory import check_sampling_fits
 from .model import CharRNN, State
 from .stepper import Stepper, step_weight_bytes
 from .text import plural
@@ -145,6 +146,7 @@ class Generation:
                 f"the prime has {plural(len(self.skipped_chars), 'character')} the model never saw: "
                 f"{describe_chars(self.skipped_chars)}; remove them or pass --unknown skip"
             )
+        check_sampling_fits(model.config, config.num_samples, self.device)
         self.precision = resolve_precision(config.precision, model, self.device)
         self.prime_ids = vocab.encode(config.prime, unknown="skip")
         self.prime = vocab.decode(self.prime_ids)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -16,42 +15,17 @@ import torch.nn.functional as F
 
 from . import __version__
 from .checkpoint import Checkpoint, save_checkpoint
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, flag
 from .data import Corpus, RandomWindows, StatefulWindows, check_split, split_ids, validation_streams
 from .device import autocast, resolve_device, use_bf16
-from .errors import CheckpointError, ConfigError, TrainingDiverged
+from .errors import CheckpointError, TrainingDiverged
 from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
+from .memory import check_training_fits
 from .model import CharRNN, State, detach_state, state_from_saved, state_to_cpu
+from .run_dir import RunDirectory
 from .sampling import preview
+from .schedule import learning_rate, schedule_progress
 from .vocab import Vocab
-
-
-def schedule_progress(
-    config: TrainConfig, step: int, session_s: float, start_progress: float = 0.0
-) -> float:
-    """How far along its cosine the schedule is, in [0, 1]: by steps towards max_steps, or by
-    time, whichever is further. With max_time, the time share runs from `start_progress` (where a
-    resumed run's schedule stood) to 1 over this invocation's budget.
-
-    session_s: seconds this invocation has trained (a resumed run's earlier sessions excluded).
-    """
-    progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
-    if config.max_time:
-        by_time = start_progress + (1.0 - start_progress) * session_s / config.max_time
-        progress = max(progress, by_time)
-    return min(1.0, max(0.0, progress))
-
-
-def learning_rate(
-    config: TrainConfig, step: int, session_s: float, start_progress: float = 0.0
-) -> float:
-    """Linear warmup, then cosine decay to min_lr_ratio * lr at max_steps or at the end of this
-    invocation's max_time (see schedule_progress)."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = schedule_progress(config, step, session_s, start_progress)
-    floor = config.lr * config.min_lr_ratio
-    return floor + 0.5 * (config.lr - floor) * (1.0 + math.cos(math.pi * progress))
 
 
 @torch.no_grad()
@@ -83,24 +57,12 @@ def _make_optimizer(model: CharRNN, config: TrainConfig, device: torch.device) -
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99), fused=device.type == "cuda")
 
 
-def _trim_metrics(path: Path, up_to_step: int) -> None:
-    """On resume, drop evaluations logged after the checkpoint we resume from."""
-    if not path.exists():
-        return
-    kept = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= up_to_step
-    ]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
 def _vocab_and_model_config(
     corpus: Corpus, model_config: ModelConfig | None, resume: Checkpoint | None
 ) -> tuple[Vocab, ModelConfig]:
     """A new run takes its vocabulary from the corpus; a resumed one keeps the checkpoint's."""
     if resume is None:
-        vocab = Vocab.from_text(corpus.text)
+        vocab = corpus.vocab
         shape = model_config or ModelConfig(vocab_size=len(vocab))
         return vocab, replace(shape, vocab_size=len(vocab))
     if not resume.training_state:
@@ -116,10 +78,14 @@ def _vocab_and_model_config(
 
 
 def _diverged(what: str, value: float, step: int, last_path: Path) -> TrainingDiverged:
-    kept = last_path if last_path.exists() else "not yet written"
+    kept = (
+        f"the last good checkpoint is {last_path}"
+        if last_path.exists()
+        else "no checkpoint was written"
+    )
     return TrainingDiverged(
-        f"the {what} loss became {value} at step {step}; stopped. "
-        f"The last good checkpoint is {kept}; try a lower --lr or --grad-clip"
+        f"training diverged: the {what} loss became {value:.4g} nats per char at step {step}; "
+        f"stopped, {kept}. Try a lower {flag('lr')} or {flag('grad_clip')}"
     )
 
 
@@ -127,6 +93,12 @@ def _log_every(device: torch.device) -> int:
     """Steps between reports: reading the loss back forces a host-device sync, so on a GPU
     it is read every few steps only."""
     return 1 if device.type == "cpu" else 25
+
+
+# Divergence: a training or validation loss above this many times ln(vocabulary size), the loss
+# of guessing uniformly, which is where every run starts. A run that is learning stays far
+# below it; one whose weights blew up (too high a --lr) goes far above, often to 1e15 or NaN.
+DIVERGED_FACTOR = 3.0
 
 
 class _Run:
@@ -141,52 +113,26 @@ class _Run:
         corpus: Corpus,
         model_config: ModelConfig | None,
         config: TrainConfig,
-        out_dir: Path,
+        run_dir: RunDirectory,
         resume: Checkpoint | None,
-        overwrite: bool,
     ) -> None:
-        self.corpus, self.config, self.out_dir = corpus, config, out_dir
-        self.best_path, self.last_path = out_dir / "best.pt", out_dir / "last.pt"
-        self.metrics_path = out_dir / "metrics.jsonl"
-        if (
-            resume is None
-            and not overwrite
-            and (self.best_path.exists() or self.last_path.exists())
-        ):
-            raise ConfigError(
-                f"{out_dir} already holds a run; continue it with --resume {self.last_path}, "
-                "choose another --out, or pass --force to overwrite it"
-            )
+        self.corpus, self.config, self.run_dir = corpus, config, run_dir
+        self.out_dir, self.best_path, self.last_path = run_dir.path, run_dir.best, run_dir.last
         self.device = device = resolve_device(config.device)
         self.bf16 = use_bf16(device, config.precision)
         self.vocab, model_config = _vocab_and_model_config(corpus, model_config, resume)
+        # A loss this far above guessing uniformly (ln V nats) is not learning: it is divergence.
+        self.diverged_above = max(DIVERGED_FACTOR * math.log(len(self.vocab)), 5.0)
 
         torch.manual_seed(config.seed)
-        ids = torch.tensor(self.vocab.encode(corpus.text), dtype=torch.long)
-        train_ids, val_ids = split_ids(ids, config.val_fraction)
-        check_split(train_ids, val_ids, config.seq_len)
-        self.train_chars, self.val_chars = len(train_ids), len(val_ids)
-        train_ids, val_ids = train_ids.to(device), val_ids.to(device)
-        self.val_inputs, self.val_targets = validation_streams(
-            val_ids, max_streams=64, seq_len=config.seq_len
-        )
-
+        self._load_data()
+        check_training_fits(model_config, self.windows.batch_size, config.seq_len, device)
         self.model = CharRNN(model_config).to(device)
         if resume is not None:
             self.model.load_state_dict(resume.model.state_dict())
         self.model.train()
         self.optimizer = _make_optimizer(self.model, config, device)
         self.step_fn = torch.compile(self.model) if config.compile else self.model
-        self.data_generator = torch.Generator().manual_seed(config.seed)
-        if config.windows == "stateful":
-            self.windows: RandomWindows | StatefulWindows = StatefulWindows(
-                train_ids, config.batch_size, config.seq_len
-            )
-        else:
-            self.windows = RandomWindows(
-                train_ids, config.batch_size, config.seq_len, self.data_generator
-            )
-        self.chars_per_step = config.batch_size * config.seq_len
 
         self.step = 0
         self.best_val_loss: float | None = None
@@ -202,16 +148,32 @@ class _Run:
                 # Saved by an older charrnn, whose time limit counted the whole run's time.
                 saved_config = resume.train_config or config
                 self.start_progress = schedule_progress(saved_config, self.step, self.prior_elapsed)
-            _trim_metrics(self.metrics_path, self.step)
-        elif overwrite:
-            # Nothing of the old run may survive to be mistaken for this one's (e.g. its best.pt
-            # when this run is stopped before its first evaluation).
-            for stale in (self.metrics_path, self.best_path, self.last_path):
-                stale.unlink(missing_ok=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
         self.last_eval_step = self.step if resume else -1
         self.session_start_step = self.step
         self.session_start = self.last_saved = time.perf_counter()
+
+    def _load_data(self) -> None:
+        """The corpus as ids on the device: training windows and whole validation streams."""
+        config, device = self.config, self.device
+        ids = torch.tensor(self.vocab.encode(self.corpus.text), dtype=torch.long)
+        train_ids, val_ids = split_ids(ids, config.val_fraction)
+        check_split(train_ids, val_ids, config.seq_len)
+        self.train_chars, self.val_chars = len(train_ids), len(val_ids)
+        train_ids, val_ids = train_ids.to(device), val_ids.to(device)
+        self.val_inputs, self.val_targets = validation_streams(
+            val_ids, max_streams=64, seq_len=config.seq_len
+        )
+        self.data_generator = torch.Generator().manual_seed(config.seed)
+        if config.windows == "stateful":
+            self.windows: RandomWindows | StatefulWindows = StatefulWindows(
+                train_ids, config.batch_size, config.seq_len
+            )
+        else:
+            self.windows = RandomWindows(
+                train_ids, config.batch_size, config.seq_len, self.data_generator
+            )
+        # The batch the windows really make: a short text holds fewer streams than asked for.
+        self.chars_per_step = self.windows.batch_size * config.seq_len
 
     # --- saving and restoring ----------------------------------------------------------------
 
@@ -259,6 +221,10 @@ class _Run:
             "charrnn_version": __version__,
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+
+    def healthy(self, loss: float) -> bool:
+        """False when a loss says the weights have diverged (NaN, inf or far above ln V)."""
+        return math.isfinite(loss) and loss <= self.diverged_above
 
     def save_due(self) -> bool:
         return time.perf_counter() - self.last_saved >= self.config.save_every_s
@@ -366,7 +332,7 @@ class _Run:
         return loss.detach()
 
     def record_train_loss(self, mean_loss: float) -> None:
-        if not math.isfinite(mean_loss):
+        if not self.healthy(mean_loss):
             raise _diverged("training", mean_loss, self.step, self.last_path)
         self.last_train_loss = mean_loss
 
@@ -379,8 +345,9 @@ class _Run:
             max(self.config.seq_len, 256),
             self.bf16,
         )
-        if not math.isfinite(val_loss):
-            # The weights are already broken: stop before they overwrite the last good last.pt.
+        if not self.healthy(val_loss):
+            # The weights are already broken: stop before they reach best.pt or overwrite the
+            # last good last.pt.
             raise _diverged("validation", val_loss, self.step, self.last_path)
         self.last_val_loss = val_loss
         improved = self.best_val_loss is None or val_loss < self.best_val_loss
@@ -402,10 +369,11 @@ class _Run:
             "chars_per_s": round(self.chars_per_second(), 1),
             "lr": lr,
         }
-        with self.metrics_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(metrics) + "\n")
+        self.run_dir.log_metrics(metrics)
         assert self.best_val_loss is not None
-        return EvalReport(self.step, val_loss, self.best_val_loss, improved, "", metrics)
+        return EvalReport(
+            self.step, val_loss, self.best_val_loss, improved, self.preview(), metrics
+        )
 
     def preview(self) -> str:
         if not self.config.sample_chars:
@@ -445,8 +413,21 @@ def train(
     the run ends with stop_reason "interrupted".
     """
     emit = on_event or (lambda event: None)
-    stop_requested = should_stop or (lambda: False)
-    run = _Run(corpus, model_config, config, Path(out_dir), resume, overwrite)
+    run_dir = RunDirectory(out_dir)
+    resume_from = resume.path if resume else None
+    run_dir.check(resume_from, overwrite)  # refused before the corpus is read
+    run = _Run(corpus, model_config, config, run_dir, resume)  # checks the data; writes nothing
+    with run_dir:
+        run_dir.claim(resume_from, overwrite)
+        if resume is not None:
+            run_dir.continue_metrics(resume.path, run.step)
+        return _train_loop(run, emit, should_stop or (lambda: False))
+
+
+def _train_loop(
+    run: _Run, emit: Callable[[Event], None], stop_requested: Callable[[], bool]
+) -> TrainResult:
+    config = run.config
     emit(run.start_event())
     run.session_start = run.last_saved = time.perf_counter()
 
@@ -476,7 +457,7 @@ def train(
                 run.save_last()
             emit(run.step_report(lr))
         if evaluate_now:
-            emit(replace(run.evaluate(lr), sample=run.preview()))
+            emit(run.evaluate(lr))
             if config.patience is not None and run.evals_since_best >= config.patience:
                 stop_reason = "patience"
                 break

@@ -124,9 +124,10 @@ def run_charrnn(
 ) -> subprocess.CompletedProcess:
     """Run `python -m charrnn` as a user would, in a child process with text output."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", **kwargs.pop("env", {})}
+    if "stdout" not in kwargs and "stderr" not in kwargs:
+        kwargs["capture_output"] = True
     return subprocess.run(
         [sys.executable, "-m", "charrnn", *map(str, args)],
-        capture_output=True,
         text=True,
         timeout=120,
         cwd=cwd,

@@ -105,11 +105,13 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypa
 
     def save_then_crash(obj, handle, *args, **kwargs):
         handle.write(b"PK\x03\x04 half a checkpoint")  # partial bytes, as a crash mid-write would
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", save_then_crash)
     newer, _ = tiny(seed=1)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(
+        CheckpointError, match="No space left on device; the previous last.pt is kept"
+    ):
         save_checkpoint(path, newer, vocab, info={"step": 2})
     monkeypatch.setattr(torch, "save", real_save)
 

@@ -170,7 +170,7 @@ def test_detach_and_select_state_keep_values_and_pick_batch_rows(cell):
     ("options", "message"),
     [
         ({"cell": "lstmx"}, "--model must be one of lstm, gru, rnn"),
-        ({"num_layers": 0}, "--layers must be at least 1"),
+        ({"num_layers": 0}, "--layers must be between 1 and 64"),
         ({"hidden_size": -1}, "--hidden must be at least 1"),
         ({"embedding_size": 0}, "--embedding must be at least 1"),
         ({"dropout": 1.0}, r"--dropout must be in \[0, 1\)"),

@@ -300,27 +300,46 @@ def test_max_time_stops_the_run_and_still_writes_checkpoints(tmp_path, corpus):
     assert load_checkpoint(out / "last.pt").training_state["step"] == result.step
 
 
-def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus):
+def test_a_huge_learning_rate_is_caught_as_divergence_before_any_checkpoint(tmp_path, corpus):
+    # Not only NaN: a finite loss far above guessing (ln V) is divergence too. Such weights
+    # must never be saved, let alone as best.pt.
     out = tmp_path / "run"
 
     with pytest.raises(TrainingDiverged) as raised:
-        train(
-            corpus,
-            tiny_model("lstm"),
-            fast(lr=1e30, warmup_steps=0, max_steps=50, eval_every=1),
-            out,
-        )
+        train(corpus, tiny_model("lstm"), fast(lr=1e30, warmup_steps=0, max_steps=10), out)
 
     message = str(raised.value)
-    assert "nan" in message or "inf" in message
-    assert "--lr" in message
+    assert "--lr" in message and "no checkpoint was written" in message
+    assert not (out / "best.pt").exists() and not (out / "last.pt").exists()
+
+
+def test_divergence_after_good_evaluations_keeps_the_last_good_checkpoint(
+    tmp_path, corpus, monkeypatch
+):
+    # Train well for 6 steps (3 evaluations), then blow the learning rate up.
+    real_learning_rate = train_module._Run.learning_rate
+
+    def blown_up_after_step_6(run):
+        return 1e6 if run.step >= 6 else real_learning_rate(run)
+
+    monkeypatch.setattr(train_module._Run, "learning_rate", blown_up_after_step_6)
+    out = tmp_path / "run"
+
+    with pytest.raises(TrainingDiverged) as raised:
+        train(corpus, tiny_model("lstm"), fast(max_steps=40, eval_every=2), out)
+
+    message = str(raised.value)
     assert str(out / "last.pt") in message
-    for name in ("best.pt", "last.pt"):
-        loaded = load_checkpoint(out / name)
-        assert all(torch.isfinite(p).all() for p in loaded.model.parameters()), name
-    diverged_at = int(message.split(" at step ")[1].split(";")[0])
-    assert load_checkpoint(out / "last.pt").info["step"] < diverged_at
-    assert all(math.isfinite(m["val_loss"]) for m in read_metrics(out))
+    diverged_at = int(message.split(" at step ")[1].split(" ")[0].rstrip(";"))
+    ceiling = 3 * math.log(len(set(corpus.text)))
+    metrics = read_metrics(out)
+    assert [m["step"] for m in metrics] == [2, 4, 6]
+    assert all(m["val_loss"] < ceiling for m in metrics)
+    best, last = load_checkpoint(out / "best.pt"), load_checkpoint(out / "last.pt")
+    assert best.info["val_loss"] == min(m["val_loss"] for m in metrics)
+    assert last.info["step"] == 6 < diverged_at
+    for loaded in (best, last):
+        assert all(torch.isfinite(p).all() for p in loaded.model.parameters())
 
 
 def test_a_non_finite_training_loss_is_caught_before_any_checkpoint(tmp_path, corpus, monkeypatch):
@@ -335,7 +354,8 @@ def test_a_non_finite_training_loss_is_caught_before_any_checkpoint(tmp_path, co
     monkeypatch.setattr(train_module.F, "cross_entropy", cross_entropy_turning_nan)
 
     with pytest.raises(
-        TrainingDiverged, match=r"the training loss became nan at step 3.*not yet written"
+        TrainingDiverged,
+        match=r"the training loss became nan nats per char at step 3.*no checkpoint was written",
     ):
         train(corpus, tiny_model("gru"), fast(max_steps=20, eval_every=10), tmp_path / "run")
     assert not (tmp_path / "run" / "last.pt").exists()
