@@ -126,7 +126,7 @@ class _OneLineErrors(TyperGroup):
         except click_errors.ClickException as problem:
             error(problem.format_message())
             sys.exit(problem.exit_code)
-        except click_errors.Abort:
+        except typer.Abort:  # Typer 0.2x keeps Abort apart from its copy of click's exceptions
             error("aborted")
             sys.exit(1)
         sys.exit(code or 0)
