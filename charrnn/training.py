@@ -21,7 +21,7 @@ from .data import Corpus, RandomWindows, StatefulWindows, check_split, split_ids
 from .device import autocast, resolve_device, use_bf16
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
-from .model import CharRNN, State, detach_state, state_from_saved, state_to_cpu
+from .model import CharRNN, State, decays, detach_state, state_from_saved, state_to_cpu
 from .sampling import preview
 from .vocab import Vocab
 
@@ -73,9 +73,9 @@ def evaluate(
 
 
 def _make_optimizer(model: CharRNN, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    # Decay matrices only; biases are not regularised.
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    # The checkpoint schema expects these two groups, in this order, on --resume.
+    decay = [p for p in model.parameters() if decays(p.shape)]
+    no_decay = [p for p in model.parameters() if not decays(p.shape)]
     groups = [
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
