@@ -131,6 +131,8 @@ class TrainConfig:
         _require(
             self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"
         )
+        # torch takes seeds below 2**64; the previews use seed + step.
+        _require(0 <= self.seed < 2**63, f"--seed must be between 0 and 2**63 - 1, got {self.seed}")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
