@@ -330,7 +330,7 @@ class StatefulWindows:
     stateful = True
 
     def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int):
-        batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+        self.batch_size = batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len))
         self.stream_len = (len(ids) - 1) // batch_size
         usable = self.stream_len * batch_size
         self.inputs = ids[:usable].view(batch_size, self.stream_len)

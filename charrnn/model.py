@@ -92,7 +92,7 @@ def state_to_cpu(state: State | None) -> list[torch.Tensor] | None:
 
 
 def state_from_saved(saved: list[torch.Tensor] | None, device: torch.device) -> State | None:
-    """The inverse of state_to_cpu."""
+    """The inverse of state_to_cpu, in float32 (a bf16 run's state converts back exactly)."""
     if not saved:
         return None
-    return tuple(s.to(device) for s in saved)
+    return tuple(s.to(device, torch.float32) for s in saved)
