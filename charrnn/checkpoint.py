@@ -17,14 +17,12 @@ from typing import Any
 import torch
 
 from . import resources
-from .config import ModelConfig, TrainConfig, from_dict, to_dict
+from .checkpoint_schema import FORMAT_NAME, FORMAT_VERSION, check_contents, check_header
+from .config import ModelConfig, TrainConfig, to_dict
 from .device import resolve_device
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError
 from .model import CharRNN
 from .vocab import Vocab
-
-FORMAT_NAME = "charrnn"
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -165,42 +163,29 @@ def read_payload(path: Path) -> dict[str, Any]:
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(f"{path} is not a readable checkpoint ({reason})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path} is not a charrnn checkpoint")
-    if payload.get("version", 0) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} was written by a newer charrnn (format {payload['version']}); upgrade charrnn"
-        )
+    check_header(payload, path)
     return payload
 
 
 def load_checkpoint(path: Path | str, device: torch.device | str = "cpu") -> Checkpoint:
-    """Load a checkpoint file (or a run directory's best.pt) onto `device`, in float32."""
+    """Load a checkpoint file (or a run directory's best.pt) onto `device`, in float32.
+
+    Its structure is checked first (checkpoint_schema): a damaged file is a CheckpointError.
+    """
     path = resolve_checkpoint_path(path)
-    payload = read_payload(path)
-    try:
-        model_config = from_dict(ModelConfig, payload["model_config"])
-        train_config = (
-            from_dict(TrainConfig, payload["train_config"]) if payload.get("train_config") else None
-        )
-        vocab = Vocab(payload["vocab"])
-        # Building the model draws random initial weights; keep the caller's RNG untouched.
-        with torch.random.fork_rng(devices=[]):
-            model = CharRNN(model_config)
-        model.load_state_dict(payload["model"])  # copies float16 weights into float32 params
-    except (KeyError, TypeError, RuntimeError, ConfigError) as error:
-        reason = str(error).splitlines()[0]
-        raise CheckpointError(f"{path} is a damaged charrnn checkpoint ({reason})") from None
-    if len(vocab) != model_config.vocab_size:
-        raise CheckpointError(f"{path} is damaged: vocabulary and model sizes disagree")
+    contents = check_contents(read_payload(path), path)
+    # Building the model draws random initial weights; keep the caller's RNG untouched.
+    with torch.random.fork_rng(devices=[]):
+        model = CharRNN(contents.model_config)
+    model.load_state_dict(contents.weights)  # copies float16 weights into float32 params
     model.to(device).eval()
     return Checkpoint(
         model=model,
-        vocab=vocab,
-        model_config=model_config,
-        train_config=train_config,
-        info=payload.get("info") or {},
-        training_state=payload.get("training"),
+        vocab=contents.vocab,
+        model_config=contents.model_config,
+        train_config=contents.train_config,
+        info=contents.info,
+        training_state=contents.training_state,
         path=path,
     )
 

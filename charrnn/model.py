@@ -12,6 +12,7 @@ from .config import ModelConfig
 State = tuple[torch.Tensor, ...]
 
 _CORES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # PyTorch stacks each layer's gate matrices in one
 
 
 class CharRNN(nn.Module):
@@ -53,6 +54,28 @@ class CharRNN(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Each parameter's name and shape, in `CharRNN(config).parameters()` order, without building
+    the model: a damaged checkpoint's config may ask for more memory than there is."""
+    vocab, hidden = config.vocab_size, config.hidden_size
+    gated = _GATES[config.cell] * hidden
+    shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (vocab, config.embedding_size)}
+    for layer in range(config.num_layers):
+        inputs = config.embedding_size if layer == 0 else hidden
+        shapes[f"core.weight_ih_l{layer}"] = (gated, inputs)
+        shapes[f"core.weight_hh_l{layer}"] = (gated, hidden)
+        shapes[f"core.bias_ih_l{layer}"] = (gated,)
+        shapes[f"core.bias_hh_l{layer}"] = (gated,)
+    shapes["head.weight"] = (vocab, hidden)
+    shapes["head.bias"] = (vocab,)
+    return shapes
+
+
+def decays(shape: torch.Size | tuple[int, ...]) -> bool:
+    """Whether weight decay applies to a parameter of this shape: matrices yes, biases no."""
+    return len(shape) >= 2
+
+
 def detach_state(state: State | None) -> State | None:
     """Cut the graph at a window boundary (truncated BPTT) but keep the values."""
     return None if state is None else tuple(s.detach() for s in state)
@@ -69,7 +92,7 @@ def state_to_cpu(state: State | None) -> list[torch.Tensor] | None:
 
 
 def state_from_saved(saved: list[torch.Tensor] | None, device: torch.device) -> State | None:
-    """The inverse of state_to_cpu."""
+    """The inverse of state_to_cpu, in float32 (a bf16 run's state converts back exactly)."""
     if not saved:
         return None
-    return tuple(s.to(device) for s in saved)
+    return tuple(s.to(device, torch.float32) for s in saved)

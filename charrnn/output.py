@@ -288,7 +288,9 @@ def checkpoint_rows(loaded: Checkpoint) -> list[tuple[str, str]]:
     if loaded.train_config is not None:
         options = dataclasses.asdict(loaded.train_config)
         rows.append(("training options", ", ".join(f"{k}={v}" for k, v in options.items())))
-    return rows
+    # Corpus names and paths come from the file: a newline or ESC in one must not break a row
+    # or reach the terminal.
+    return [(name, value.translate(CONTROL_PICTURES)) for name, value in rows]
 
 
 def silence_stdout() -> None:

@@ -15,13 +15,14 @@ import torch.nn.functional as F
 
 from . import __version__
 from .checkpoint import Checkpoint, save_checkpoint
+from .checkpoint_schema import damaged
 from .config import ModelConfig, TrainConfig, flag
 from .data import Corpus, RandomWindows, StatefulWindows, check_split, split_ids, validation_streams
 from .device import autocast, resolve_device, use_bf16
 from .errors import CheckpointError, TrainingDiverged
 from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
 from .memory import check_training_fits
-from .model import CharRNN, State, detach_state, state_from_saved, state_to_cpu
+from .model import CharRNN, State, decays, detach_state, state_from_saved, state_to_cpu
 from .run_dir import RunDirectory
 from .sampling import preview
 from .schedule import learning_rate, schedule_progress
@@ -47,9 +48,9 @@ def evaluate(
 
 
 def _make_optimizer(model: CharRNN, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    # Decay matrices only; biases are not regularised.
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    # The checkpoint schema expects these two groups, in this order, on --resume.
+    decay = [p for p in model.parameters() if decays(p.shape)]
+    no_decay = [p for p in model.parameters() if not decays(p.shape)]
     groups = [
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -144,6 +145,7 @@ class _Run:
         self.carried: State | None = None  # hidden state carried between stateful windows
         if resume is not None:
             self._restore(resume.training_state)
+            self._check_carried_state(resume.path)
             if "schedule_progress" not in resume.training_state:
                 # Saved by an older charrnn, whose time limit counted the whole run's time.
                 saved_config = resume.train_config or config
@@ -205,6 +207,18 @@ class _Run:
         self.evals_since_best = int(saved.get("evals_since_best", 0))
         self.prior_elapsed = float(saved.get("elapsed_s", 0.0))
         self.start_progress = float(saved.get("schedule_progress", 0.0))
+
+    def _check_carried_state(self, path: Path | None) -> None:
+        # The checkpoint schema checked its shape but the number of streams, which depends on the
+        # corpus: a stream for each row of the batch.
+        if self.windows.stateful and self.carried is not None:
+            streams = self.carried[0].shape[1]
+            if streams != self.windows.batch_size:
+                raise damaged(
+                    path,
+                    f"training.carried_state holds {streams} streams, "
+                    f"the corpus makes {self.windows.batch_size}",
+                )
 
     def _info(self, val_loss: float | None) -> dict[str, Any]:
         return {

@@ -76,6 +76,21 @@ def make_checkpoint(
     return save_checkpoint(path, model, vocab, TrainConfig(), {"step": 0, "corpus": ["tiny.txt"]})
 
 
+def make_run(out_dir: Path, corpus: Path, cell: str = "lstm", steps: int = 2) -> Path:
+    """A tiny run trained for `steps` on `corpus` (stateful windows, 4 streams); its last.pt."""
+    from charrnn.data import read_corpus
+    from charrnn.training import train
+
+    model = ModelConfig(
+        vocab_size=1, cell=cell, num_layers=2, hidden_size=16, embedding_size=8, dropout=0.0
+    )
+    config = TrainConfig(
+        seq_len=16, batch_size=4, max_steps=steps, eval_every=steps, sample_chars=0, device="cpu"
+    )
+    train(read_corpus([corpus]), model, config, out_dir)
+    return out_dir / "last.pt"
+
+
 @pytest.fixture(params=["lstm", "gru", "rnn"])
 def tiny_checkpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     """A tiny untrained checkpoint for each cell type."""

@@ -17,7 +17,8 @@ from charrnn.checkpoint import (
 )
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import CheckpointError
-from charrnn.model import CharRNN
+from charrnn.model import CharRNN, state_to_cpu
+from charrnn.training import _make_optimizer
 from charrnn.vocab import Vocab
 
 TEXT = "héllo — wörld 🙂\nabc"
@@ -53,15 +54,33 @@ def files_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def training_state(model: CharRNN, step: int = 12, streams: int = 4) -> dict:
+    """What training saves in last.pt for resuming, after one optimizer step of `model`."""
+    optimizer = _make_optimizer(model, TrainConfig(), torch.device("cpu"))
+    logits, state = model(torch.zeros(streams, 3, dtype=torch.long))
+    logits.sum().backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return {
+        "optimizer": optimizer.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": None,
+        "rng_data": torch.Generator().manual_seed(7).get_state(),
+        "carried_state": state_to_cpu(state),
+        "step": step,
+        "best_val_loss": 2.5,
+        "last_val_loss": 2.75,
+        "evals_since_best": 1,
+        "elapsed_s": 3.5,
+        "schedule_progress": 0.25,
+    }
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_round_trip_gives_identical_logits(tmp_path, cell):
     model, vocab = tiny(cell)
     train_config = TrainConfig(seq_len=16, batch_size=4, seed=7)
-    training_state = {
-        "step": 12,
-        "rng_cpu": torch.get_rng_state(),
-        "carried_state": [torch.ones(2, 1, 16)],
-    }
+    saved_state = training_state(model)
 
     path = save_checkpoint(
         tmp_path / "run" / "last.pt",
@@ -69,7 +88,7 @@ def test_round_trip_gives_identical_logits(tmp_path, cell):
         vocab,
         train_config,
         {"step": 12, "corpus": ["c.txt"]},
-        training_state,
+        saved_state,
     )
     loaded = load_checkpoint(path)
 
@@ -80,7 +99,11 @@ def test_round_trip_gives_identical_logits(tmp_path, cell):
     assert loaded.train_config == train_config
     assert loaded.info == {"step": 12, "corpus": ["c.txt"]}
     assert loaded.training_state["step"] == 12
-    assert torch.equal(loaded.training_state["rng_cpu"], training_state["rng_cpu"])
+    assert torch.equal(loaded.training_state["rng_cpu"], saved_state["rng_cpu"])
+    assert (
+        loaded.training_state["optimizer"]["param_groups"]
+        == (saved_state["optimizer"]["param_groups"])
+    )
     assert loaded.path == path
     assert not loaded.model.training  # loaded for inference
     assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
@@ -218,6 +241,199 @@ def test_weights_that_do_not_fit_the_config_are_reported_as_damaged(tmp_path):
 
     with pytest.raises(CheckpointError, match="damaged"):
         load_checkpoint(path)
+
+
+def saved_last(tmp_path: Path, cell: str = "lstm") -> tuple[Path, dict]:
+    """A last.pt with a training state, and its payload to damage."""
+    model, vocab = tiny(cell)
+    state = training_state(model)
+    info = {"step": 12, "corpus": ["c.txt"], "corpus_sha256": "ab" * 32, "best_val_loss": 2.5}
+    path = save_checkpoint(tmp_path / "last.pt", model, vocab, TrainConfig(), info, state)
+    return path, torch.load(path, weights_only=True)
+
+
+def _set(*keys_and_value):
+    """A mutation that sets payload[k1][k2]... to the last argument."""
+    *keys, value = keys_and_value
+
+    def mutate(payload):
+        target = payload
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value(target[keys[-1]]) if callable(value) else value
+
+    return mutate
+
+
+def _delete(*keys):
+    def mutate(payload):
+        target = payload
+        for key in keys[:-1]:
+            target = target[key]
+        del target[keys[-1]]
+
+    return mutate
+
+
+OPTIMIZER = ("training", "optimizer")
+GROUP = (*OPTIMIZER, "param_groups", 0)
+DAMAGE = {
+    "version a string": (_set("version", "1"), "format version '1', expected a positive integer"),
+    "version None": (_set("version", None), "format version None"),
+    "version 0": (_set("version", 0), "format version 0"),
+    "model_config None": (_set("model_config", None), "model_config is None, expected a dict"),
+    "no model_config": (_delete("model_config"), "no model_config"),
+    "no vocab_size": (_delete("model_config", "vocab_size"), "no model_config.vocab_size"),
+    "hidden a string": (
+        _set("model_config", "hidden_size", "16"),
+        "model_config.hidden_size is '16', expected an integer",
+    ),
+    "dropout a bool": (_set("model_config", "dropout", True), "dropout is True, expected a number"),
+    "unknown cell": (_set("model_config", "cell", "transformer"), "model_config: --model must be"),
+    "a billion layers": (
+        _set("model_config", "num_layers", 10**9),
+        "model_config: --layers must be between 1 and 64, got 1000000000",
+    ),
+    "huge hidden": (_set("model_config", "hidden_size", 10**12), "expected (4000000000000, 8)"),
+    "train_config a list": (_set("train_config", [1]), "train_config is a list, expected a dict"),
+    "lr a string": (_set("train_config", "lr", "fast"), "train_config.lr is 'fast'"),
+    "vocab a number": (_set("vocab", 5), "vocab is 5, expected a string of characters"),
+    "vocab truncated": (
+        _set("vocab", lambda v: v[:-1]),
+        "vocab has 14 characters, model_config.vocab_size is 15",
+    ),
+    "vocab repeats": (_set("vocab", lambda v: v[0] + v[1:] + v[0]), "vocab repeats characters"),
+    "vocab unsorted": (_set("vocab", lambda v: v[::-1]), "vocab is not in sorted order"),
+    "vocab entries": (_set("vocab", lambda v: ["ab", *v[2:]]), "not single characters"),
+    "model a list": (_set("model", []), "model is a list, expected a dict"),
+    "a weight missing": (_delete("model", "head.bias"), "no weights for 'head.bias'"),
+    "a weight too many": (_set("model", "extra", torch.zeros(1)), "weights 'extra' are not"),
+    "a weight reshaped": (
+        _set("model", "head.bias", torch.zeros(3)),
+        "weight head.bias has shape (3,), expected (15,)",
+    ),
+    "integer weights": (
+        _set("model", "head.bias", lambda t: t.long()),
+        "weight head.bias is a int64 tensor of shape (15,), expected floating point",
+    ),
+    "a weight not a tensor": (_set("model", "head.bias", [0.0]), "weight head.bias is a list"),
+    "info a list": (_set("info", [1, 2]), "info is a list, expected a dict"),
+    "info step a string": (_set("info", "step", "x"), "info.step is 'x', expected an integer"),
+    "info step a bool": (_set("info", "step", True), "info.step is True"),
+    "info best loss NaN": (
+        _set("info", "best_val_loss", float("nan")),
+        "info.best_val_loss is nan",
+    ),
+    "info corpus a number": (_set("info", "corpus", 5), "info.corpus is 5, expected a list"),
+    "info corpus numbers": (_set("info", "corpus", [1]), "info.corpus is a list, expected a list"),
+    "info sha a number": (_set("info", "corpus_sha256", 5), "info.corpus_sha256 is 5"),
+    "info elapsed negative": (_set("info", "elapsed_s", -1.0), "info.elapsed_s is -1.0"),
+    "training a list": (_set("training", []), "training is a list, expected a dict"),
+    "no optimizer": (_delete("training", "optimizer"), "no training.optimizer"),
+    "no rng_data": (_delete("training", "rng_data"), "no training.rng_data"),
+    "step a string": (_set("training", "step", "12"), "training.step is '12', expected an integer"),
+    "step negative": (_set("training", "step", -1), "training.step is -1"),
+    "step huge": (_set("training", "step", 10**30), "training.step is a huge integer"),
+    "progress over 1": (_set("training", "schedule_progress", 2.0), "expected a finite number in"),
+    "elapsed a string": (_set("training", "elapsed_s", "x"), "training.elapsed_s is 'x'"),
+    "evals a float": (_set("training", "evals_since_best", 1.5), "evals_since_best is 1.5"),
+    "one param group": (
+        _set(*OPTIMIZER, "param_groups", lambda groups: groups[:1]),
+        "param_groups has 1 groups, expected 2",
+    ),
+    "group params wrong": (
+        _set(*GROUP, "params", [0, 1]),
+        "param_groups[0].params does not list parameters 0 to 5",
+    ),
+    "group params tensors": (
+        _set(*GROUP, "params", [torch.zeros(2)] * 6),
+        "param_groups[0].params does not list",
+    ),
+    "betas a string": (_set(*GROUP, "betas", "x"), "param_groups[0].betas is 'x'"),
+    "eps None": (_set(*GROUP, "eps", None), "param_groups[0].eps is None"),
+    "no lr": (_delete(*GROUP, "lr"), "no training.optimizer.param_groups[0].lr"),
+    "capturable": (_set(*GROUP, "capturable", True), "capturable is True, expected False"),
+    "foreach a string": (_set(*GROUP, "foreach", "yes"), "foreach is 'yes'"),
+    "moment reshaped": (
+        _set(*OPTIMIZER, "state", 0, "exp_avg", torch.zeros(3)),
+        "training.optimizer.state[0].exp_avg has shape (3,), expected (15, 8)",
+    ),
+    "no moment": (_delete(*OPTIMIZER, "state", 0, "exp_avg_sq"), "no training.optimizer.state[0]."),
+    "step of many": (
+        _set(*OPTIMIZER, "state", 0, "step", torch.ones(2)),
+        "state[0].step has shape (2,), expected ()",
+    ),
+    "state of no parameter": (
+        _set(*OPTIMIZER, "state", 99, {}),
+        "training.optimizer.state has an entry for no parameter (99)",
+    ),
+    "rng float": (
+        _set("training", "rng_cpu", torch.zeros(5056)),
+        "training.rng_cpu is a float32 tensor of shape (5056,), expected uint8",
+    ),
+    "rng short": (
+        _set("training", "rng_cpu", torch.zeros(10, dtype=torch.uint8)),
+        "training.rng_cpu is not a random generator state",
+    ),
+    "rng noise": (
+        _set("training", "rng_data", lambda t: torch.full_like(t, 255)),
+        "training.rng_data is not a random generator state",
+    ),
+    "rng_cuda size": (
+        _set("training", "rng_cuda", torch.zeros(5, dtype=torch.uint8)),
+        "training.rng_cuda has shape (5,), expected (16,)",
+    ),
+    "carried three": (
+        _set("training", "carried_state", [torch.zeros(2, 4, 16)] * 3),
+        "training.carried_state is a list, expected 2 tensor(s) for lstm",
+    ),
+    "carried reshaped": (
+        _set("training", "carried_state", [torch.zeros(2, 4, 16), torch.zeros(2, 4, 8)]),
+        "training.carried_state[1] has shape (2, 4, 8), expected (2, streams, 16)",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_a_damaged_checkpoint_is_refused_in_one_line_saying_what_is_wrong(tmp_path, damage):
+    mutate, message = DAMAGE[damage]
+    path, payload = saved_last(tmp_path)
+    mutate(payload)
+    torch.save(payload, path)
+
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(path)
+    text = str(raised.value)
+    assert text.startswith(f"{path} is a damaged charrnn checkpoint (") and text.endswith(")")
+    assert message in text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("half", [False, True])
+def test_non_finite_weights_are_refused_naming_the_parameter(tmp_path, value, half):
+    model, vocab = tiny("gru")
+    with torch.no_grad():
+        model.core.weight_hh_l1[3, 2] = value
+    path = save_checkpoint(tmp_path / "bad.pt", model, vocab, half=half)
+
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(path)
+    assert str(raised.value) == (f"{path} has non-finite weights (NaN or inf in core.weight_hh_l1)")
+
+
+def test_what_older_files_leave_out_still_loads(tmp_path):
+    # No version, no info, no train_config, and a training state without the keys added later.
+    path, payload = saved_last(tmp_path, cell="gru")
+    for key in ("version", "info", "train_config"):
+        del payload[key]
+    for key in ("rng_cuda", "carried_state", "schedule_progress", "elapsed_s", "evals_since_best"):
+        del payload["training"][key]
+    torch.save(payload, path)
+
+    loaded = load_checkpoint(path)
+    assert loaded.info == {} and loaded.train_config is None
+    assert loaded.training_state["step"] == 12
 
 
 @pytest.mark.gpu

@@ -85,6 +85,20 @@ def test_two_different_checkpoints_are_a_usage_error(tmp_path):
     ]
 
 
+def test_an_abort_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    # Typer 0.2x keeps Abort outside its copy of click's exceptions: catching it by the wrong
+    # name turned every unexpected exception into an AttributeError traceback.
+    from charrnn import cli as cli_module
+
+    def abort(loaded):
+        raise typer.Abort()
+
+    monkeypatch.setattr(cli_module, "checkpoint_rows", abort)
+    result = cli("info", make_checkpoint(tmp_path / "tiny.pt"))
+    assert result.exit_code == 130  # click's Abort is what Ctrl-C at a prompt raises
+    assert result.stderr.splitlines() == ["error: interrupted"]
+
+
 def test_info_without_an_argument_describes_the_shipped_model():
     result = cli("info")
     assert result.exit_code == 0, result.stderr

@@ -48,6 +48,12 @@ def test_bad_options_still_rejected():
         build_configs("cuda", {"dropout": 1.0}, {})
 
 
+@pytest.mark.parametrize("seed", [-1, 2**63, 10**30])
+def test_a_seed_torch_cannot_take_is_refused(seed):
+    with pytest.raises(ConfigError, match="--seed must be between 0 and 2"):
+        TrainConfig(seed=seed)
+
+
 def test_more_cpu_threads_pick_a_wider_model():
     one, _ = build_configs("cpu", {}, {}, cpu_threads=1)
     two, _ = build_configs("cpu", {}, {}, cpu_threads=2)

@@ -8,7 +8,7 @@ from torch import nn
 
 from charrnn.config import ModelConfig
 from charrnn.errors import ConfigError
-from charrnn.model import CharRNN, detach_state, select_state
+from charrnn.model import CharRNN, detach_state, parameter_shapes, select_state
 
 CELLS = ["lstm", "gru", "rnn"]
 
@@ -146,6 +146,15 @@ def test_parameter_count_matches_the_modules():
     head = 16 * 11 + 11
 
     assert model.num_parameters() == embedding + layer1 + layer2 + head
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_parameter_shapes_are_the_built_models_without_building_it(cell, num_layers):
+    model = tiny_model(cell, num_layers=num_layers)
+    built = [(name, tuple(p.shape)) for name, p in model.named_parameters()]
+    assert list(parameter_shapes(model.config).items()) == built
+    assert list(model.state_dict()) == [name for name, _ in built]  # no buffers besides
 
 
 @pytest.mark.parametrize("cell", CELLS)
