@@ -8,6 +8,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,10 @@ import torch
 
 from . import resources
 from .checkpoint_schema import FORMAT_NAME, FORMAT_VERSION, check_contents, check_header
+
+# Test-only: seconds to pause inside every checkpoint write, so the kill -9 tests can land a
+# kill while a checkpoint is half written. Unset (0) in any real use.
+_TEST_SLOW_WRITE_S = float(os.environ.get("CHARRNN_TEST_SLOW_WRITE_S", "0") or 0)
 from .config import ModelConfig, TrainConfig, to_dict
 from .device import resolve_device
 from .errors import CheckpointError
@@ -77,6 +82,8 @@ def save_checkpoint(
         with os.fdopen(descriptor, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
+            if _TEST_SLOW_WRITE_S:
+                time.sleep(_TEST_SLOW_WRITE_S)  # lets fault tests kill -9 in mid-write
             os.fsync(handle.fileno())
         # mkstemp makes the file private (0600); give it the permissions a plain open() would.
         umask = os.umask(0)

@@ -148,9 +148,9 @@ class RunDirectory:
         )
 
     def remove_stale_temp_files(self) -> None:
-        """Temporary checkpoint files a killed run left behind (`.last.pt.*.tmp`): ours only,
-        and only while we hold the lock, so no live run is writing them."""
-        for stale in self.path.glob(".*.pt.*.tmp"):
+        """Temporary files a killed run left behind (`.last.pt.*.tmp`, `.metrics.jsonl.*.tmp`):
+        ours only, and only while we hold the lock, so no live run is writing them."""
+        for stale in [*self.path.glob(".*.pt.*.tmp"), *self.path.glob(".metrics.jsonl.*.tmp")]:
             with contextlib.suppress(OSError):
                 stale.unlink()
 
@@ -162,7 +162,9 @@ class RunDirectory:
         when resuming into a new directory."""
         source = resume_from.parent / "metrics.jsonl"
         if not _same_dir(resume_from.parent, self.path) and source.exists():
-            shutil.copyfile(source, self.metrics)
+            copy = self.path / f".{self.metrics.name}.{os.getpid()}.tmp"
+            shutil.copyfile(source, copy)
+            os.replace(copy, self.metrics)
         if not self.metrics.exists():
             return
         kept = []
@@ -172,7 +174,10 @@ class RunDirectory:
                     kept.append(line)
             except (ValueError, AttributeError):
                 continue  # a line cut short by a crash, or not ours: dropped
-        self.metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        # Replaced whole, never rewritten in place: a kill -9 here must not lose the history.
+        fresh = self.path / f".{self.metrics.name}.{os.getpid()}.tmp"
+        fresh.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(fresh, self.metrics)
 
     def log_metrics(self, metrics: dict[str, object]) -> None:
         with self.metrics.open("a", encoding="utf-8") as handle:

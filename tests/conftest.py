@@ -17,14 +17,18 @@ from charrnn.vocab import Vocab
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """GPU tests need CUDA. Network tests run in CI (CI is set there) or when asked; a plain
-    local run skips them."""
+    """GPU tests need CUDA. Network and slow tests run in CI (CI is set there) or when asked; a
+    plain local run skips them."""
     skips = {}
     if not torch.cuda.is_available():
         skips["gpu"] = pytest.mark.skip(reason="needs a CUDA GPU")
     if not (os.environ.get("CI") or os.environ.get("CHARRNN_NETWORK_TESTS")):
         skips["network"] = pytest.mark.skip(
             reason="downloads from PyPI: set CHARRNN_NETWORK_TESTS=1 (CI does)"
+        )
+    if not (os.environ.get("CI") or os.environ.get("CHARRNN_SLOW_TESTS")):
+        skips["slow"] = pytest.mark.skip(
+            reason="a slow fault test (minutes): set CHARRNN_SLOW_TESTS=1 (CI does)"
         )
     for item in items:
         for marker, skip in skips.items():
