@@ -125,8 +125,10 @@ def write(path: Path, data: str | bytes) -> Path:
     return path
 
 
-def cli(*args: str | Path, input: str | bytes | None = None):
-    """Run the `charrnn` CLI in-process; a traceback anywhere fails the test."""
+def cli(*args: str | Path, input: str | bytes | None = None, expect_bug: bool = False):
+    """Run the `charrnn` CLI in-process. A traceback, an exception escaping the CLI or the CLI's
+    own "internal error" line (an unexpected exception it caught) fails the test: under
+    CliRunner an exception lands in result.exception, not in the output."""
     from typer.testing import CliRunner
 
     from charrnn.cli import app
@@ -135,6 +137,8 @@ def cli(*args: str | Path, input: str | bytes | None = None):
     for stream in (result.stdout, result.stderr):
         assert "Traceback" not in stream, stream
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    if not expect_bug:
+        assert "error: internal error" not in result.stderr, result.stderr
     return result
 
 

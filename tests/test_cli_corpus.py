@@ -8,25 +8,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TINY_TEXT, write
-from typer.testing import CliRunner
+from conftest import TINY_TEXT, cli, write
 
 from charrnn.checkpoint import load_checkpoint
-from charrnn.cli import app
 from charrnn.data import STDIN_SOURCE
 
-runner = CliRunner()
 TINY = "--model gru --layers 1 --hidden 16 --embedding 8 --seq-len 16 --batch-size 4".split()
 TINY += "--warmup 1 --sample-chars 0 --device cpu --max-steps 2 --eval-every 2 -q".split()
 needs_iconv = pytest.mark.skipif(shutil.which("iconv") is None, reason="needs iconv")
 
 
-def invoke(*args: str | Path, input: str | bytes | None = None):
-    result = runner.invoke(app, [str(a) for a in args], input=input)
-    for stream in (result.stdout, result.stderr):
-        assert "Traceback" not in stream
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
+invoke = cli
 
 
 def one_error_line(result) -> str:

@@ -12,20 +12,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
+from conftest import cli
 
 from charrnn.checkpoint import load_checkpoint
-from charrnn.cli import app
 from charrnn.output import SAMPLE_SEPARATOR, SampleWriter
 from charrnn.sampling import generate
 
-runner = CliRunner()
 ANSI = "\x1b["
 PRIME = "To be"
 
 
 def invoke(*args: str | Path):
-    return runner.invoke(app, ["sample", *map(str, args)])
+    return cli("sample", *args)
 
 
 def sample_args(checkpoint: Path, *extra: str | Path) -> list[str | Path]:

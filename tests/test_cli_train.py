@@ -16,16 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write
+from conftest import cli, write
 from rich.console import Console
-from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_checkpoint
-from charrnn.cli import app
 from charrnn.console import TrainDisplay
 from charrnn.events import EvalReport, StepReport, TrainStart
-
-runner = CliRunner()
 
 # A tiny, fast model; every run below uses it unless it says otherwise.
 TINY = [
@@ -53,12 +49,7 @@ TINY = [
 ANSI = "\x1b["
 
 
-def invoke(*args: str | Path):
-    result = runner.invoke(app, [str(a) for a in args])
-    for stream in (result.stdout, result.stderr):
-        assert "Traceback" not in stream
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
+invoke = cli
 
 
 def same_weights(a: Path, b: Path) -> bool:
@@ -303,11 +294,17 @@ def test_options_are_checked_before_the_corpus(tmp_path):
     assert result.stderr.splitlines() == ["error: --hidden must be at least 1, got -1"]
 
 
-def test_an_option_that_is_not_a_number_is_a_usage_error(tmp_path, tiny_corpus):
-    result = invoke("train", tiny_corpus, "--hidden", "many")
+@pytest.mark.parametrize("value", ["many", "nan", "inf", "1e30", "2.5"])
+@pytest.mark.parametrize("option", ["--hidden", "--batch-size", "--max-steps"])
+def test_an_integer_option_that_is_not_an_integer_is_a_usage_error(
+    tmp_path, tiny_corpus, option, value
+):
+    result = invoke("train", tiny_corpus, option, value)
 
     assert result.exit_code == 2
-    assert "Invalid value for '--hidden'" in result.stderr
+    (line,) = result.stderr.splitlines()  # one line, not click's usage block
+    assert line.startswith(f"error: Invalid value for '{option}'")
+    assert line.endswith("(charrnn train -h for help)")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error when CUDA is absent")

@@ -189,7 +189,7 @@ def test_a_bug_is_one_line_that_says_it_is_a_bug(tmp_path, shipped_like, monkeyp
         raise ZeroDivisionError("division by zero")
 
     monkeypatch.setattr("charrnn.cli.checkpoint_rows", broken)
-    result = cli("info", shipped_like)
+    result = cli("info", shipped_like, expect_bug=True)
 
     assert result.exit_code == 1
     line = only_error_line(result.stderr)

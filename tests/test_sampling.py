@@ -181,6 +181,10 @@ def test_no_seed_draws_a_fresh_one_and_reports_it(lstm_checkpoint):
         sample_text(lstm_checkpoint, length=50, seed=samples[0].seed, device="cpu")
         == samples[0].text
     )
+    # Fresh means fresh: unseeded runs draw different seeds and so make different texts.
+    others = [generate(lstm_checkpoint, length=50, device="cpu").run()[0] for _ in range(3)]
+    assert len({s.seed for s in [samples[0], *others]}) == 4
+    assert len({s.text for s in [samples[0], *others]}) > 1
 
 
 def test_generation_leaves_global_rng_and_threads_alone(lstm_checkpoint):

@@ -517,7 +517,9 @@ def test_the_metrics_lr_follows_the_schedule(tmp_path, corpus):
 
     train(corpus, tiny_model("rnn"), config, tmp_path / "run")
 
-    for line in read_metrics(tmp_path / "run"):
+    lines = read_metrics(tmp_path / "run")
+    assert [line["step"] for line in lines] == [2, 4, 6, 8]
+    for line in lines:
         assert line["lr"] == pytest.approx(learning_rate(config, line["step"] - 1, 0.0))
 
 
