@@ -63,6 +63,7 @@ def metrics(run: Path) -> list[tuple[int, float]]:
 
 
 @pytest.mark.slow
+@pytest.mark.cases(20)  # kills, for TESTING.md
 def test_twenty_kill_9s_never_lose_a_checkpoint_and_resume_is_exact(tmp_path, tiny_corpus):
     reference = tmp_path / "reference"
     done = subprocess.run(
