@@ -1,7 +1,8 @@
 """Faults from outside: a full disk, closed and full stdout, closed stderr, bugs, Ctrl-C at start.
 
 Each ends in one line on stderr and a non-zero exit (a broken pipe stays silent), never a
-traceback, and never loses a checkpoint that was already written.
+traceback, and never loses a checkpoint that was already written. The tests that start real
+processes on real devices are marked slow: CI runs them, a plain local run skips them.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def fill(filesystem: Path, leave: int) -> None:
         handle.write(b"\0" * max(0, free - leave))
 
 
+@pytest.mark.slow
 def test_a_real_full_disk_while_saving_is_one_line_and_keeps_the_last_checkpoint(
     small_filesystem, tiny_corpus
 ):
@@ -141,6 +143,7 @@ def test_a_closed_stdout_is_one_line_and_not_success(tmp_path, shipped_like, com
     assert "stdout is closed" in only_error_line(done.stderr)
 
 
+@pytest.mark.slow
 def test_a_closed_stderr_does_not_stop_the_work(tmp_path, shipped_like):
     done = subprocess.run(
         [
@@ -165,6 +168,7 @@ def test_a_closed_stderr_does_not_stop_the_work(tmp_path, shipped_like):
     assert len(done.stdout) == 40
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_stays_silent(shipped_like):
     reader = subprocess.Popen(["head", "-c", "5"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     done = subprocess.run(

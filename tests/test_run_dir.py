@@ -76,6 +76,7 @@ def test_kill_9_of_the_holder_leaves_no_lock_that_blocks(tmp_path, tiny_corpus):
     assert load_checkpoint(out / "last.pt").training_state["step"] == 2
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_never_both_write(tmp_path, tiny_corpus):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "charrnn", "train", str(tiny_corpus), "--out", str(out), *TINY]
