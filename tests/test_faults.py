@@ -101,6 +101,7 @@ def shipped_like(tmp_path: Path) -> Path:
     return make_checkpoint(tmp_path / "tiny.pt")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [
@@ -119,6 +120,7 @@ def test_stdout_on_the_always_full_device_is_one_line(tmp_path, shipped_like, co
     assert only_error_line(done.stderr) == "error: cannot write stdout: No space left on device"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [
