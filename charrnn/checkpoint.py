@@ -19,15 +19,15 @@ import torch
 
 from . import resources
 from .checkpoint_schema import FORMAT_NAME, FORMAT_VERSION, check_contents, check_header
-
-# Test-only: seconds to pause inside every checkpoint write, so the kill -9 tests can land a
-# kill while a checkpoint is half written. Unset (0) in any real use.
-_TEST_SLOW_WRITE_S = float(os.environ.get("CHARRNN_TEST_SLOW_WRITE_S", "0") or 0)
 from .config import ModelConfig, TrainConfig, to_dict
 from .device import resolve_device
 from .errors import CheckpointError
 from .model import CharRNN
 from .vocab import Vocab
+
+# Test-only: seconds to pause inside every checkpoint write, so the kill -9 tests can land a
+# kill while a checkpoint is half written. Unset (0) in any real use.
+_TEST_SLOW_WRITE_S = float(os.environ.get("CHARRNN_TEST_SLOW_WRITE_S", "0") or 0)
 
 
 @dataclass

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import errno
-import functools
-import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
 # Only modules that do not import torch are imported here, so `--help` and `--version` answer
 # at once; each command imports the library modules it needs when it runs.
+from .cli_errors import (
+    OneLineErrors,
+    friendly_errors,
+    hold_closed_standard_fds,
+    stdout_or_error,
+)
 from .cli_options import (
     BatchSize,
     CellOption,
@@ -84,14 +85,13 @@ from .console import (
     ScoreProgress,
     TrainDisplay,
     err_console,
-    error,
     info,
     sample_status,
     score_summary,
     train_summary,
     warn,
 )
-from .errors import CharRNNError, ConfigError, DataError
+from .errors import ConfigError
 from .events import TrainStart
 from .output import (
     TABLE_MAX_ROWS,
@@ -103,41 +103,8 @@ from .output import (
     silence_stdout,
 )
 
-try:  # Typer 0.2x carries its own copy of click; older Typer uses click itself
-    from typer._click import exceptions as click_errors
-    from typer.exceptions import Abort
-except ImportError:  # pragma: no cover - depends on the installed Typer
-    from click import exceptions as click_errors
-    from click.exceptions import Abort
-
-
-class _OneLineErrors(TyperGroup):
-    """Click's usage errors as one line (`error: ...`, exit 2) like every other charrnn error,
-    instead of a usage block; asking for help with no arguments still shows the help."""
-
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
-        except click_errors.UsageError as problem:
-            if type(problem).__name__ == "NoArgsIsHelpError" or problem.ctx is None:
-                problem.show()
-                sys.exit(problem.exit_code)
-            command = problem.ctx.command_path
-            error(f"{problem.format_message()} ({command} -h for help)")
-            sys.exit(2)
-        except click_errors.ClickException as problem:
-            error(problem.format_message())
-            sys.exit(problem.exit_code)
-        except Abort:
-            error("interrupted")
-            sys.exit(130)
-        sys.exit(code or 0)
-
-
 app = typer.Typer(
-    cls=_OneLineErrors,
+    cls=OneLineErrors,
     name="charrnn",
     help="Character-level RNN language models: train, sample and score text.",
     no_args_is_help=True,
@@ -151,64 +118,6 @@ app = typer.Typer(
 @app.callback()
 def _main_options(version: VersionOption = None) -> None:
     """Character-level RNN language models: train, sample and score text."""
-
-
-def friendly_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """Every error becomes one line on stderr and an exit code: usage 2, runtime 1. Library
-    errors say what to do; an OSError (a full disk, a closed or full stdout) names the file and
-    the reason; anything else is a bug, reported as one (CHARRNN_DEBUG=1 shows the traceback)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            command(*args, **kwargs)
-        except (typer.Exit, click_errors.ClickException, Abort, KeyboardInterrupt):
-            raise
-        except CharRNNError as problem:
-            _fail(str(problem), problem.exit_code)
-        except BrokenPipeError:
-            silence_stdout()  # a reader such as `head` has all it wants: not an error
-        except OSError as problem:
-            _fail(_describe_os_error(problem), 1)
-        except Exception as problem:
-            if os.environ.get("CHARRNN_DEBUG"):
-                raise
-            _fail(
-                f"internal error: {type(problem).__name__}: {problem} (a charrnn bug: please "
-                "report it; CHARRNN_DEBUG=1 shows where)",
-                1,
-            )
-
-    return wrapper
-
-
-def _fail(message: str, code: int) -> None:
-    try:  # what was written to stdout stays written; what cannot be written is let go
-        sys.stdout.flush()
-    except (OSError, ValueError, AttributeError):
-        silence_stdout()
-    error(message)
-    raise typer.Exit(code) from None
-
-
-def _describe_os_error(problem: OSError) -> str:
-    where = problem.filename or "stdout"
-    reason = problem.strerror or str(problem)
-    return (
-        f"cannot write {where}: {reason}"
-        if problem.errno in _WRITE_ERRNOS
-        else f"{where}: {reason}"
-    )
-
-
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EBADF, errno.EFBIG}
-
-
-def _stdout() -> Any:
-    """sys.stdout, or a clear error when the shell closed it (`>&-`) and nothing could be read."""
-    if sys.stdout is None:
-        raise DataError("stdout is closed (>&-): nothing could be written; redirect it instead")
-    return sys.stdout
 
 
 @app.command()
@@ -297,7 +206,7 @@ def info_command(checkpoint: InfoCheckpoint = None) -> None:
     from .resources import default_checkpoint_path
 
     path = resolve_checkpoint_path(checkpoint) if checkpoint else default_checkpoint_path()
-    stdout = _stdout()
+    stdout = stdout_or_error()
     rows = checkpoint_rows(load_checkpoint(path))
     width = max(len(name) for name, _ in rows)
     stdout.write("".join(f"{name:<{width}}  {value}\n" for name, value in rows))
@@ -326,7 +235,7 @@ def sample_command(
 ) -> None:
     """Generate text from a trained model, streamed to stdout as it is made."""
     config = SampleConfig(**given(locals(), SampleConfig))
-    stdout = _stdout()
+    stdout = stdout_or_error()
     from .checkpoint import load_model
     from .sampling import Generation
 
@@ -389,7 +298,7 @@ def score_command(
     config = ScoreConfig(**given(locals(), ScoreConfig))
     if streams is not None and not whole:
         raise ConfigError("--streams applies to --whole only")
-    _stdout()
+    stdout_or_error()
     from .checkpoint import load_model
     from .data import read_text_input
 
@@ -452,23 +361,9 @@ def _write_scores(
         info(score_summary(total, None if whole else len(scores)))
 
 
-def _hold_closed_standard_fds() -> None:
-    """A shell can start us with stdout or stderr closed (`>&-`, `2>&-`). Park /dev/null on
-    those descriptors, so the next file opened (a checkpoint being written) cannot become
-    descriptor 1 or 2 and receive our output. Python already set sys.stdout to None there."""
-    for fd in (1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            parked = os.open(os.devnull, os.O_WRONLY)
-            if parked != fd:
-                os.dup2(parked, fd)
-                os.close(parked)
-
-
 def main() -> None:
     """The CLI's entry point (`charrnn`, through charrnn.entry, and `python -m charrnn`)."""
-    _hold_closed_standard_fds()
+    hold_closed_standard_fds()
     try:
         app()
     except BrokenPipeError:
