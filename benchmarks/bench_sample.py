@@ -13,20 +13,18 @@ fp16/int8 copies of mid-sized ones) can show a share above 100%.
     python benchmarks/bench_sample.py --device cuda
     python benchmarks/bench_sample.py --checkpoint runs/x --loss-text corpora/shakespeare.txt
 
-Prints a table on stdout and writes JSON to benchmarks/results/sample-<device>.json.
+Prints a table on stdout and writes JSON to benchmarks/results/sample-<device>.json (common.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import common
 import torch
 
 from charrnn.checkpoint import Checkpoint, load_checkpoint
@@ -37,7 +35,6 @@ from charrnn.sampling import CPU_EMIT_EVERY, CUDA_EMIT_EVERY, Generation, resolv
 from charrnn.stepper import Stepper
 from charrnn.vocab import Vocab
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SHAPES = [("lstm 2x128", 2, 128), ("lstm 3x512", 3, 512)]
 BATCHES = [1, 64, 1024]
 REPEATS = 3
@@ -59,29 +56,12 @@ def random_checkpoint(layers: int, hidden: int, device: torch.device) -> Checkpo
     return Checkpoint(model=CharRNN(config).to(device).eval(), vocab=vocab, model_config=config)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def copy_bandwidth(device: torch.device, threads: int | None = None) -> float:
-    """GB/s of a large tensor copy (bytes read + bytes written), median of 3."""
+def single_thread_bandwidth(device: torch.device) -> float:
+    """Copy bandwidth in GB/s on one thread: what one generation stream (on one thread) can use."""
     previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     try:
-        size = (256 if device.type == "cpu" else 1024) * 2**20 // 4
-        source = torch.rand(size, device=device)
-        target = torch.empty_like(source)
-        target.copy_(source)  # touch the pages first
-        rates = []
-        for _ in range(3):
-            synchronize(device)
-            start = time.perf_counter()
-            target.copy_(source)
-            synchronize(device)
-            rates.append(2 * source.numel() * 4 / (time.perf_counter() - start) / 1e9)
-        return statistics.median(rates)
+        return common.copy_bandwidth(device).median / 1e9
     finally:
         torch.set_num_threads(previous)
 
@@ -145,7 +125,7 @@ def forward_loop_baseline(checkpoint: Checkpoint, seconds: float) -> float:
                 logits, state = model(ids, state)
                 ids = torch.multinomial(logits[:, -1].softmax(-1), 1, generator=generator)
                 count += 1
-            synchronize(device)
+            common.synchronize(device)
             rates.append(count / (time.perf_counter() - start))
     torch.set_num_threads(threads)
     return statistics.median(rates)
@@ -192,70 +172,32 @@ def main() -> None:
     parser.add_argument(
         "--batches", default=",".join(map(str, BATCHES)), help="batch sizes [default: 1,64,1024]"
     )
-    parser.add_argument(
-        "--out", type=Path, help="JSON file [default: benchmarks/results/sample-<device>.json]"
-    )
     args = parser.parse_args()
 
     device = resolve_device(args.device)
     batches = [int(b) for b in args.batches.split(",")]
     precisions = ["fp32", "fp16", "int8"] if device.type == "cpu" else ["fp32"]
     started = time.perf_counter()
-    load_before = os.getloadavg()
-    print(f"measuring copy bandwidth on {device} ...", file=sys.stderr)
-    bandwidth = copy_bandwidth(device, threads=1 if device.type == "cpu" else None)
-    bandwidth_all = copy_bandwidth(device) if device.type == "cpu" else bandwidth
+    load_before = os.getloadavg()[0]
+    common.log(f"measuring copy bandwidth on {device} ...")
+    bandwidth = single_thread_bandwidth(device) if device.type == "cpu" else None
+    bandwidth_all = common.copy_bandwidth(device).median / 1e9
+    bandwidth = bandwidth or bandwidth_all
 
     models = [(name, random_checkpoint(layers, hidden, device)) for name, layers, hidden in SHAPES]
     if args.checkpoint:
         loaded = load_checkpoint(args.checkpoint, device)
-        config = loaded.model_config
-        models.append(
-            (f"{loaded.path.name} {config.cell} {config.num_layers}x{config.hidden_size}", loaded)
-        )
-
-    rows = []
-    for name, checkpoint in models:
-        for precision in precisions:
-            for batch in batches:
-                if precision != "fp32" and batch > 64:
-                    continue  # compute-bound there: reduced precision buys little, costs minutes
-                print(f"{name} {precision} batch {batch} ...", file=sys.stderr)
-                row = {
-                    "model": name,
-                    "parameters": checkpoint.model.num_parameters(),
-                    "precision": precision,
-                    "batch": batch,
-                }
-                row.update(measure(checkpoint, batch, precision, args.seconds))
-                bytes_per_step = Stepper(checkpoint.model, 1, precision).bytes_per_step()
-                bound = bandwidth * 1e9 / bytes_per_step * batch
-                row.update(
-                    weight_bytes_per_step=bytes_per_step,
-                    bandwidth_bound_chars_per_second=bound,
-                    share_of_bound=row["chars_per_second"] / bound,
-                )
-                rows.append(row)
+        models.append((f"{loaded.path.name} {loaded.model_config.shape}", loaded))
+    rows = measure_all(models, precisions, batches, bandwidth, args.seconds)
     baseline = forward_loop_baseline(models[0][1], args.seconds)
     losses = (
         loss_change(models[-1][1], args.loss_text, args.loss_chars)
         if args.checkpoint and args.loss_text
         else []
     )
-    auto = {
-        name: resolve_precision("auto", checkpoint.model, device) for name, checkpoint in models
-    }
-
-    result = {
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "command": " ".join(sys.argv),
-        "load_average_before_after": [load_before[0], os.getloadavg()[0]],
+    auto = {name: resolve_precision("auto", ckpt.model, device) for name, ckpt in models}
+    results = {
+        "load_average_before_after": [load_before, os.getloadavg()[0]],
         "copy_bandwidth_gb_per_s": bandwidth,
         "copy_bandwidth_all_threads_gb_per_s": bandwidth_all,
         "plain_forward_loop_chars_per_second_2x128": baseline,
@@ -264,47 +206,84 @@ def main() -> None:
         "loss_change": losses,
         "seconds_taken": time.perf_counter() - started,
     }
-    out = args.out or RESULTS / f"sample-{device.type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    device_info = common.describe_device(device)
+    out = common.write_results("sample", device_info, results)
+    report(device_info, results, args)
+    common.log(f"wrote {out} in {results['seconds_taken']:.0f} s")
 
+
+def measure_all(
+    models: list[tuple[str, Checkpoint]],
+    precisions: list[str],
+    batches: list[int],
+    bandwidth_gb_s: float,
+    seconds: float,
+) -> list[dict]:
+    rows = []
+    for name, checkpoint in models:
+        for precision in precisions:
+            for batch in batches:
+                if precision != "fp32" and batch > 64:
+                    continue  # compute-bound there: reduced precision buys little, costs minutes
+                common.log(f"{name} {precision} batch {batch} ...")
+                row = {
+                    "model": name,
+                    "parameters": checkpoint.model.num_parameters(),
+                    "precision": precision,
+                    "batch": batch,
+                }
+                row.update(measure(checkpoint, batch, precision, seconds))
+                bytes_per_step = Stepper(checkpoint.model, 1, precision).bytes_per_step()
+                bound = bandwidth_gb_s * 1e9 / bytes_per_step * batch
+                row.update(
+                    weight_bytes_per_step=bytes_per_step,
+                    bandwidth_bound_chars_per_second=bound,
+                    share_of_bound=row["chars_per_second"] / bound,
+                )
+                rows.append(row)
+    return rows
+
+
+def report(device_info: dict, results: dict, args: argparse.Namespace) -> None:
+    low, high = results["load_average_before_after"]
     print(
-        f"device {device} ({result['device_name']}), torch {torch.__version__}, "
-        f"load average {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}"
+        f"device {device_info['name']}, torch {device_info['torch']}, "
+        f"load average {low:.2f} -> {high:.2f}\n"
     )
     print(
-        f"copy bandwidth: {bandwidth:.1f} GB/s"
-        + (f" (one thread; {bandwidth_all:.1f} GB/s all threads)" if device.type == "cpu" else "")
+        f"copy bandwidth: {results['copy_bandwidth_gb_per_s']:.1f} GB/s on one thread, "
+        f"{results['copy_bandwidth_all_threads_gb_per_s']:.1f} GB/s on all\n"
     )
-    print(f"plain model.forward loop, lstm 2x128, one stream: {baseline:,.0f} chars/s")
-    print()
-    header = (
-        f"{'model':<28} {'weights':<7} {'batch':>5} {'chars/s':>12} {'spread':>21} "
-        f"{'per CPU-s':>11} {'bound':>12} {'share':>6} {'1st char':>9}"
+    baseline = results["plain_forward_loop_chars_per_second_2x128"]
+    print(f"plain model.forward loop, lstm 2x128, one stream: {baseline:,.0f} chars/s\n")
+    headers = ["model", "weights", "batch", "chars/s (spread)", "per CPU-s", "bound", "share",
+               "1st char"]  # fmt: skip
+    common.print_table(
+        headers,
+        [
+            [
+                row["model"],
+                row["precision"],
+                row["batch"],
+                f"{row['chars_per_second']:,.0f} ({row['spread'][0]:,.0f}-{row['spread'][1]:,.0f})",
+                f"{row['cpu_chars_per_second']:,.0f}",
+                f"{row['bandwidth_bound_chars_per_second']:,.0f}",
+                f"{row['share_of_bound']:.0%}",
+                f"{row['first_char_seconds'] * 1000:.0f} ms",
+            ]
+            for row in results["results"]
+        ],
     )
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        low, high = row["spread"]
-        print(
-            f"{row['model'][:28]:<28} {row['precision']:<7} {row['batch']:>5} "
-            f"{row['chars_per_second']:>12,.0f} {f'{low:,.0f}-{high:,.0f}':>21} "
-            f"{row['cpu_chars_per_second']:>11,.0f} "
-            f"{row['bandwidth_bound_chars_per_second']:>12,.0f} {row['share_of_bound']:>6.0%} "
-            f"{row['first_char_seconds'] * 1000:>7.0f}ms"
-        )
-    if losses:
-        print()
+    if results["loss_change"]:
         print(f"loss over the last {args.loss_chars} characters of {args.loss_text}:")
-        for row in losses:
+        for row in results["loss_change"]:
             print(
-                f"  {row['precision']:<20} {row['val_loss']:.5f} nats/char  ({row['change']:+.5f})"
+                f"  {row['precision']:<20} {row['val_loss']:.5f} nats/char ({row['change']:+.5f})"
             )
     print(
-        "\nbound: copy bandwidth / weight bytes read per step x batch; a share above 100% means "
-        "the weights are served from cache, not main memory"
+        "bound: one-thread copy bandwidth / weight bytes read per step x batch; a share above "
+        "100% means the weights are served from cache, not main memory"
     )
-    print(f"wrote {out} in {result['seconds_taken']:.0f} s")
 
 
 if __name__ == "__main__":
