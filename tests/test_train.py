@@ -555,3 +555,22 @@ def test_training_on_cuda_uses_bf16_and_the_checkpoint_loads_on_cpu(tmp_path, co
         resume=load_checkpoint(tmp_path / "run" / "last.pt"),
     )
     assert resumed.step == 40
+
+
+def test_the_speed_counts_the_windows_really_made_not_the_batch_asked_for(tmp_path, corpus):
+    # A short text holds far fewer streams than --batch-size 100000: the speed must count those.
+    events = []
+    result = train(
+        corpus,
+        tiny_model("gru"),
+        fast(batch_size=100_000, max_steps=4, eval_every=4),
+        tmp_path / "run",
+        on_event=events.append,
+    )
+    start = next(e for e in events if isinstance(e, TrainStart))
+    streams = (start.train_chars - 1) // 16
+    assert streams < 100_000
+    session_s = events[-1].elapsed_s
+    most_chars = result.step * streams * 16
+    assert result.chars_per_second * session_s <= most_chars * 1.01
+    assert result.chars_per_second * session_s >= most_chars * 0.5
