@@ -140,7 +140,7 @@ InitFrom = Annotated[
         + "). The shape is SOURCE's; characters of CORPUS it never saw are added to its "
         "vocabulary. Defaults where not given: "
         + ", ".join(f"{flag(name)} {value:g}" for name, value in FINETUNE_DEFAULTS.items())
-        + ", SOURCE's --dropout.",
+        + ", SOURCE's --dropout, the rest as for a new run.",
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite a run already in --out.")]

@@ -72,7 +72,7 @@ def test_the_note_says_what_the_run_starts_from_and_adds(tmp_path, source, new_c
     assert result.exit_code == 0, result.output
     assert (
         f"fine-tuning {source} (GRU 2x16, vocabulary 15, step 0); added 2 characters it never "
-        "saw: 'Z', 'é'; fine-tuning defaults: --lr 0.001, --warmup 20"
+        "saw: 'Z', 'é'; fine-tuning defaults: --warmup 20"
     ) in result.stderr.replace("\n", " ")
 
 
@@ -141,7 +141,7 @@ def test_the_shipped_model_fine_tunes_by_its_short_name(tmp_path, new_corpus):
     assert tuned.info["init_from"]["step"] == shipped.info["step"]
     assert set(shipped.vocab.chars) < set(tuned.vocab.chars)
     assert "é" in tuned.vocab
-    assert tuned.train_config.lr == 1e-3
+    assert tuned.train_config.warmup_steps == 20
 
 
 def test_resuming_a_fine_tuning_run_is_exact(tmp_path, source, new_corpus):
@@ -255,7 +255,9 @@ def test_the_help_names_the_shipped_models_and_the_fine_tuning_defaults():
     result = cli("train", "--help")
     text = " ".join(result.stdout.split())
     assert "a shipped model by name (shakespeare)" in text
-    assert "Defaults where not given: --lr 0.001, --warmup 20, SOURCE's --dropout." in text
+    assert (
+        "Defaults where not given: --warmup 20, SOURCE's --dropout, the rest as for a new run."
+    ) in text
 
 
 def test_a_damaged_lineage_is_refused_in_one_line(tmp_path, source):
