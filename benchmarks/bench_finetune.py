@@ -10,7 +10,7 @@ fine-tuning defaults, or from scratch with the CPU defaults. Two variants of the
 Reports the best validation loss (nats/char) and the loss on the new characters alone, as the
 median (min-max) of --repeats runs, and writes results/finetune-cpu.json.
 
-    python benchmarks/bench_finetune.py                          # the real one: about 50 minutes
+    python benchmarks/bench_finetune.py                          # the real one: about 55 minutes
     python benchmarks/bench_finetune.py --seconds 5 --repeats 1 --json /tmp/smoke.json
 """
 
