@@ -323,38 +323,6 @@ FINETUNE_DEFAULTS: dict[str, Any] = {"warmup_steps": 20}
 SHAPE_FIELDS = ("cell", "num_layers", "hidden_size", "embedding_size")
 
 
-def finetune_configs(
-    device_type: str,
-    source: ModelConfig,
-    model_options: dict[str, Any],
-    train_options: dict[str, Any],
-    source_name: str,
-) -> tuple[ModelConfig, TrainConfig]:
-    """Configs for a run that starts from `source`'s weights (--init-from source_name).
-
-    The shape is the source's: a shape option with another value is an error naming the old and
-    new value (the same value is accepted). Dropout is the source's unless given; the training
-    options are the user's, else FINETUNE_DEFAULTS, else the device's, else the dataclass's.
-    The model config keeps the source's vocab_size (set from the grown vocabulary later).
-    """
-    changes = [
-        f"{flag(name)} {getattr(source, name)!r} -> {value!r}"
-        for name, value in model_options.items()
-        if name in SHAPE_FIELDS and value != getattr(source, name)
-    ]
-    if changes:
-        raise ConfigError(
-            f"the model's shape comes from {flag('init_from')} {source_name} ({source.shape}, "
-            f"embedding {source.embedding_size}) and cannot change: "
-            + ", ".join(changes)
-            + " (leave the shape options out to fine-tune it)"
-        )
-    device_train = device_defaults(device_type).get("train", {})
-    train_values = {**device_train, **FINETUNE_DEFAULTS, **train_options}
-    model_config = dataclasses.replace(source, dropout=model_options.get("dropout", source.dropout))
-    return model_config, TrainConfig(**train_values)
-
-
 # What a resumed run must keep: changing these would make it a different run, not a continuation.
 FIXED_ON_RESUME = ("seq_len", "batch_size", "windows", "val_fraction", "seed")
 

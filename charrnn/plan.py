@@ -17,10 +17,11 @@ from . import resources
 from .checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from .config import (
     FINETUNE_DEFAULTS,
+    SHAPE_FIELDS,
     ModelConfig,
     TrainConfig,
     build_configs,
-    finetune_configs,
+    device_defaults,
     flag,
     resume_config,
 )
@@ -93,7 +94,7 @@ def plan_run(
     device = resolve_device(config.device if config else train_options.get("device", "auto"))
     choice = _choose_threads(device, threads)
     if source is not None:  # the shape is checked before the corpus is read
-        model_config, config = finetune_configs(
+        model_config, config = _finetune_configs(
             device.type, source.checkpoint.model_config, model_options, train_options, source.name
         )
 
@@ -111,6 +112,38 @@ def plan_run(
         model_config = replace(model_config, vocab_size=len(text.vocab))
     out_dir = out_dir or Path("runs") / text.name
     return RunPlan(text, model_config, config, out_dir, checkpoint, choice, notes, initial)
+
+
+def _finetune_configs(
+    device_type: str,
+    source: ModelConfig,
+    model_options: dict[str, Any],
+    train_options: dict[str, Any],
+    source_name: str,
+) -> tuple[ModelConfig, TrainConfig]:
+    """Configs for a run that starts from `source`'s weights (--init-from source_name).
+
+    The shape is the source's: a shape option with another value is an error naming the old and
+    new value (the same value is accepted). Dropout is the source's unless given; the training
+    options are the user's, else FINETUNE_DEFAULTS, else the device's, else the dataclass's.
+    The model config keeps the source's vocab_size (set from the grown vocabulary later).
+    """
+    changes = [
+        f"{flag(name)} {getattr(source, name)!r} -> {value!r}"
+        for name, value in model_options.items()
+        if name in SHAPE_FIELDS and value != getattr(source, name)
+    ]
+    if changes:
+        raise ConfigError(
+            f"the model's shape comes from {flag('init_from')} {source_name} ({source.shape}, "
+            f"embedding {source.embedding_size}) and cannot change: "
+            + ", ".join(changes)
+            + " (leave the shape options out to fine-tune it)"
+        )
+    device_train = device_defaults(device_type).get("train", {})
+    train_values = {**device_train, **FINETUNE_DEFAULTS, **train_options}
+    model_config = replace(source, dropout=model_options.get("dropout", source.dropout))
+    return model_config, TrainConfig(**train_values)
 
 
 def _taken(defaults: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
