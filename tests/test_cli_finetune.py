@@ -281,3 +281,18 @@ def test_the_corpus_the_source_was_trained_on_is_not_needed(tmp_path, source, ne
         read_corpus([new_corpus]).sha256
         == load_checkpoint(tmp_path / "run" / "last.pt").info["corpus_sha256"]
     )
+
+
+@pytest.mark.gpu
+def test_fine_tuning_on_cuda_with_bf16_loads_on_cpu(tmp_path, source, new_corpus):
+    options = [o for o in FAST if o not in ("--device", "cpu")]
+    result = cli(
+        "train", new_corpus, "--init-from", source, "--out", tmp_path / "run", *options,
+        "--max-steps", "10", "--eval-every", "5",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    tuned = load_checkpoint(tmp_path / "run" / "best.pt", device="cpu")
+    assert tuned.info["precision"] == "bf16"
+    assert tuned.info["init_from"]["source"] == str(source)
+    assert "é" in tuned.vocab
