@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import multiprocessing
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import common
 from charrnn import ModelConfig, TrainConfig, train
 from charrnn.device import resolve_device, use_bf16
 from charrnn.errors import CharRNNError
-from charrnn.events import EvalReport, Event, TrainStart
+from charrnn.events import EvalReport, Event, TrainResult, TrainStart
 from charrnn.plan import plan_run
 
 LOSS_MARKS = (1.60, 1.50, 1.45, 1.40)
@@ -137,49 +138,77 @@ def find_corpus(given: Path | None) -> Path:
     )
 
 
-def run_once(
-    corpus_path: str, model_options: dict[str, Any], train_options: dict[str, Any], run_label: str
-) -> dict[str, Any]:
-    """One training run in this (fresh) process; its figures, or {'error', 'exit_code'}."""
-    evaluations: list[dict[str, Any]] = []
-    start: list[TrainStart] = []
+class EvalRecorder:
+    """An on_event callback keeping the start event and each evaluation, logging as it goes."""
 
-    def on_event(event: Event) -> None:
+    def __init__(self, run_label: str) -> None:
+        self.run_label = run_label
+        self.start: TrainStart | None = None
+        self.evaluations: list[dict[str, Any]] = []
+
+    def __call__(self, event: Event) -> None:
         if isinstance(event, TrainStart):
-            start.append(event)
+            self.start = event
         elif isinstance(event, EvalReport):
-            evaluations.append(
-                {
-                    "step": event.step,
-                    "elapsed_s": event.metrics["elapsed_s"],
-                    "val_loss": event.val_loss,
-                }
+            elapsed = event.metrics["elapsed_s"]
+            self.evaluations.append(
+                {"step": event.step, "elapsed_s": elapsed, "val_loss": event.val_loss}
             )
             common.log(
-                f"{run_label}: step {event.step}, {event.metrics['elapsed_s']:.0f} s, "
+                f"{self.run_label}: step {event.step}, {elapsed:.0f} s, "
                 f"val loss {event.val_loss:.4f}"
             )
 
+    def finish(self, result: TrainResult) -> list[dict[str, Any]]:
+        """The evaluations, with the one train() makes without an event when the clock stops
+        between evaluations (a best loss no event showed came from it, at the end)."""
+        seen_best = min((e["val_loss"] for e in self.evaluations), default=None)
+        best = result.best_val_loss
+        if best is not None and (seen_best is None or best < seen_best):
+            self.evaluations.append(
+                {"step": result.step, "elapsed_s": round(result.elapsed_s, 3), "val_loss": best}
+            )
+        return self.evaluations
+
+
+def run_once(
+    corpus_path: str,
+    model_options: dict[str, Any],
+    train_options: dict[str, Any],
+    run_label: str,
+    init_from: str | None = None,
+    measure: Callable[[Path], Any] | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """One training run in this (fresh) process; its figures, or {'error', 'exit_code'}.
+
+    init_from, threads: as `charrnn train --init-from`, `--threads`. measure: called with the
+    run's best.pt before its directory goes; what it returns is kept as figures["measured"].
+    """
+    recorder = EvalRecorder(run_label)
+    measured = None
     try:
         # The run `charrnn train` would make: its planning, its defaults, its thread choice.
-        plan = plan_run([corpus_path], model_options, train_options)
+        plan = plan_run(
+            [corpus_path], model_options, train_options, threads=threads, init_from=init_from
+        )
         config = plan.train_config
         with tempfile.TemporaryDirectory(prefix="charrnn-bench-") as out_dir:
-            result = train(plan.corpus, plan.model_config, config, out_dir, on_event=on_event)
+            result = train(
+                plan.corpus,
+                plan.model_config,
+                config,
+                out_dir,
+                init_from=plan.init_from,
+                on_event=recorder,
+            )
+            if measure is not None and result.best_path is not None:
+                measured = measure(result.best_path)
     except CharRNNError as problem:
         return {"error": str(problem), "exit_code": problem.exit_code}
 
-    seen_best = min((e["val_loss"] for e in evaluations), default=None)
-    if result.best_val_loss is not None and (seen_best is None or result.best_val_loss < seen_best):
-        # train() evaluates once more when the clock stops between evaluations, without an
-        # event; a best loss no event showed came from that last evaluation, at the end.
-        evaluations.append(
-            {
-                "step": result.step,
-                "elapsed_s": round(result.elapsed_s, 3),
-                "val_loss": result.best_val_loss,
-            }
-        )
+    evaluations = recorder.finish(result)
+    assert recorder.start is not None
     return {
         "seed": config.seed,
         "best_val_loss": result.best_val_loss,
@@ -191,13 +220,15 @@ def run_once(
         "steps": result.step,
         "elapsed_s": result.elapsed_s,
         "stop_reason": result.stop_reason,
-        "num_parameters": start[0].num_parameters,
-        "precision": start[0].precision,
+        "num_parameters": recorder.start.num_parameters,
+        "precision": recorder.start.precision,
         "model_config": dataclasses.asdict(plan.model_config),
         "train_config": dataclasses.asdict(config),
+        "threads": plan.threads.count if plan.threads else None,
         "peak_host_memory_bytes": common.peak_host_memory_bytes(),
         "peak_gpu_memory_bytes": common.peak_gpu_memory_bytes(resolve_device(config.device)),
         "evaluations": evaluations,
+        **({"measured": measured} if measure is not None else {}),
     }
 
 

@@ -263,8 +263,16 @@ def _git_commit() -> str | None:
 
 def write_results(name: str, device_info: dict[str, Any], results: dict[str, Any]) -> Path:
     """Write results/<name>-<device slug>.json, the latest run on that device; return its path."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}-{device_info['slug']}.json"
+    return write_results_to(
+        RESULTS_DIR / f"{name}-{device_info['slug']}.json", name, device_info, results
+    )
+
+
+def write_results_to(
+    path: Path, name: str, device_info: dict[str, Any], results: dict[str, Any]
+) -> Path:
+    """Write the results, with the command, the commit and the device, as JSON to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -152,6 +152,16 @@ def _weights(value: Any, config: ModelConfig) -> dict[str, torch.Tensor]:
     return weights
 
 
+def _lineage(value: Any, where: str) -> None:
+    """info.init_from: {source, corpus_sha256, step} of the model a fine-tuning run started from
+    (the last two None where the source did not record them)."""
+    lineage = check.mapping(value, where)
+    check.string(check.required(lineage, "source", f"{where}."), f"{where}.source")
+    for key, check_field in (("corpus_sha256", check.string), ("step", check.count)):
+        if lineage.get(key) is not None:
+            check_field(lineage[key], f"{where}.{key}")
+
+
 # What training writes into `info`; other keys are kept and not looked at.
 _INFO_FIELDS: dict[str, Callable[[Any, str], None]] = {
     "step": check.count,
@@ -166,6 +176,7 @@ _INFO_FIELDS: dict[str, Callable[[Any, str], None]] = {
     "num_parameters": check.count,
     "charrnn_version": check.string,
     "saved_at": check.string,
+    "init_from": _lineage,
 }
 
 

@@ -34,6 +34,7 @@ from .cli_options import (
     Heatmap,
     Hidden,
     InfoCheckpoint,
+    InitFrom,
     Layers,
     LearningRate,
     Length,
@@ -126,6 +127,7 @@ def train(
     corpus: Corpus = None,
     out: Out = None,
     resume: Resume = None,
+    init_from: InitFrom = None,
     force: Force = False,
     cell: CellOption = None,
     num_layers: Layers = None,
@@ -164,6 +166,7 @@ def train(
         out=out,
         resume=resume,
         threads=threads,
+        init_from=init_from,
     )
     for note in plan.notes:
         info(note)
@@ -191,6 +194,7 @@ def _run_training(plan: Any, overwrite: bool, quiet: bool) -> tuple[Any, Any]:
             plan.train_config,
             plan.out_dir,
             resume=plan.resume,
+            init_from=plan.init_from,
             on_event=display,
             should_stop=interrupt,
             overwrite=overwrite,

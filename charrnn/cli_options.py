@@ -23,6 +23,7 @@ from .config import (
     CPU_MULTITHREAD_MODEL,
     DEVICE_DEFAULTS,
     DEVICE_HELP,
+    FINETUNE_DEFAULTS,
     GPU_BATCH_SIZE,
     PRECISIONS,
     SAMPLE_PRECISIONS,
@@ -34,6 +35,7 @@ from .config import (
     TrainConfig,
     flag,
 )
+from .resources import SHIPPED_MODELS
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
@@ -126,6 +128,20 @@ Out = Annotated[
 Resume = Annotated[
     Path | None,
     typer.Option("--resume", help="Continue a run exactly from its last.pt (or run directory)."),
+]
+InitFrom = Annotated[
+    str | None,
+    typer.Option(
+        flag("init_from"),
+        metavar="SOURCE",
+        help="Fine-tune: start a new run from SOURCE's weights, a checkpoint file, a run "
+        "directory or a shipped model by name ("
+        + ", ".join(SHIPPED_MODELS)
+        + "). The shape is SOURCE's; characters of CORPUS it never saw are added to its "
+        "vocabulary. Defaults where not given: "
+        + ", ".join(f"{flag(name)} {value:g}" for name, value in FINETUNE_DEFAULTS.items())
+        + ", SOURCE's --dropout, the rest as for a new run.",
+    ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite a run already in --out.")]
 CellOption = Annotated[Cell | None, _field(ModelConfig, "cell", "Recurrent cell.")]

@@ -309,6 +309,20 @@ def build_configs(
     return ModelConfig(**model_values), TrainConfig(**train_values)
 
 
+# Where --init-from is given and the option is not, a fine-tuning run takes these instead of the
+# device's defaults. Measured fine-tuning the shipped model (LSTM 2x384) on 179 KB of licence
+# texts (benchmarks/bench_finetune.py's `known` variant), 90 s on one CPU thread, ~130 steps of
+# 64x64 characters, one run each. Peak lr: 1e-3 1.476, 3e-3 1.321, 5e-3 1.288 and 1.266 (two
+# seeds), 1e-2 1.284, so the CPU default 5e-3 stays: a lower peak re-learns a new text too
+# slowly in a short run (and new characters: 5.85 nats each after 90 s at 1e-3, 2.46 at 5e-3).
+# Warmup: 100 steps 1.431, 20 steps 1.347 at step 60, so a short one; all three end within
+# 0.005 by step 130. Also within noise (0.02 between seeds): windows 128 x batch 32 (the
+# shipped model's recipe) 1.271 and 1.323; dropout 0 1.274 against the source's 0.1.
+FINETUNE_DEFAULTS: dict[str, Any] = {"warmup_steps": 20}
+# What the source fixes: the network's shape (its vocabulary can only grow).
+SHAPE_FIELDS = ("cell", "num_layers", "hidden_size", "embedding_size")
+
+
 # What a resumed run must keep: changing these would make it a different run, not a continuation.
 FIXED_ON_RESUME = ("seq_len", "batch_size", "windows", "val_fraction", "seed")
 

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console, RenderableType
 from rich.table import Table
@@ -282,6 +282,7 @@ def checkpoint_rows(loaded: Checkpoint) -> list[tuple[str, str]]:
             f"{details.get('corpus_chars', 0):,} chars, "
             f"sha256 {details.get('corpus_sha256', '?')[:16]}",
         ),
+        *_lineage_rows(details.get("init_from")),
         ("device", f"{details.get('device', '?')} ({details.get('precision', '?')})"),
         ("resumable", "yes" if loaded.training_state else "no (weights only)"),
     ]
@@ -291,6 +292,17 @@ def checkpoint_rows(loaded: Checkpoint) -> list[tuple[str, str]]:
     # Corpus names and paths come from the file: a newline or ESC in one must not break a row
     # or reach the terminal.
     return [(name, value.translate(CONTROL_PICTURES)) for name, value in rows]
+
+
+def _lineage_rows(lineage: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A fine-tuned model's origin: 'shakespeare (step 3584, corpus sha256 e94e05538b0baa12)'."""
+    if not lineage:
+        return []
+    step, sha256 = lineage.get("step"), lineage.get("corpus_sha256")
+    details = ["step ?" if step is None else f"step {step}"]
+    if sha256 is not None:
+        details.append(f"corpus sha256 {sha256[:16]}")
+    return [("fine-tuned from", f"{lineage['source']} ({', '.join(details)})")]
 
 
 def silence_stdout() -> None:

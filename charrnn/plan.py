@@ -1,7 +1,7 @@
 """Planning a training run: every decision between the user's options and the training loop.
 
-`plan_run` decides new run or resume, the corpus (the shipped one when none is given, as a short
-demo), the run directory, the device, the CPU threads and every device-dependent default, so the
+`plan_run` decides new run, fine-tuning run (--init-from) or resume, the corpus (the shipped one
+when none is given, as a short demo), the run directory, the device, the CPU threads and every device-dependent default, so the
 CLI, the Python API and the benchmarks get the same run from the same inputs.
 """
 
@@ -15,9 +15,20 @@ import torch
 
 from . import resources
 from .checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
-from .config import ModelConfig, TrainConfig, build_configs, resume_config
+from .config import (
+    FINETUNE_DEFAULTS,
+    SHAPE_FIELDS,
+    ModelConfig,
+    TrainConfig,
+    build_configs,
+    device_defaults,
+    flag,
+    resume_config,
+)
 from .data import STDIN_SOURCE, Corpus, read_corpus, stored_corpus_paths
 from .device import resolve_device
+from .errors import ConfigError
+from .finetune import InitialWeights, describe_start, initial_weights, load_source
 from .threads import ThreadChoice, choose_threads
 
 # With no corpus the run is a demo on the shipped text: short unless the user sets a limit.
@@ -33,6 +44,7 @@ class RunPlan:
     resume: Checkpoint | None = None
     threads: ThreadChoice | None = None  # None: not a CPU run
     notes: list[str] = field(default_factory=list)  # decisions the user should hear about
+    init_from: InitialWeights | None = None  # a fine-tuning run's starting weights
 
     @property
     def resume_command(self) -> list[str]:
@@ -48,19 +60,22 @@ def plan_run(
     out: Path | str | None = None,
     resume: Path | str | None = None,
     threads: int | None = None,
+    init_from: Path | str | None = None,
 ) -> RunPlan:
     """The run that `charrnn train` would make from these options.
 
     model_options / train_options: ModelConfig / TrainConfig fields the user set (others take the
     device's defaults). resume: a last.pt or run directory to continue. threads: --threads.
+    init_from: a checkpoint, run directory or shipped model's name to start a new run from.
     """
     model_options, train_options = dict(model_options or {}), dict(train_options or {})
     # Every option is checked before any file is touched, so a usage error is reported as one.
     ModelConfig(vocab_size=1, **model_options)
     TrainConfig(**train_options)
+    _check_init_from(init_from, corpus, resume)
     notes: list[str] = []
 
-    checkpoint = None
+    checkpoint = source = None
     if resume is not None:
         checkpoint = load_checkpoint(resolve_checkpoint_path(resume, "last.pt"))
         config = resume_config(
@@ -70,36 +85,106 @@ def plan_run(
         sources = corpus or stored_corpus_paths(checkpoint.info.get("corpus", []), checkpoint.path)
         out_dir = Path(out) if out else checkpoint.path.parent
     else:
-        if not corpus:
-            corpus = [resources.default_corpus_path()]
-            if "max_time" not in train_options and "max_steps" not in train_options:
-                train_options["max_time"] = DEMO_MAX_TIME_S
-            notes.append(
-                f"no corpus given: a {_limit(train_options)} demo run on the shipped Shakespeare "
-                "text. Give a CORPUS (a file, a directory or - for stdin) to train on your own "
-                "text, and --max-time SECONDS to train longer"
-            )
-        sources = corpus
+        if init_from is not None:
+            source = load_source(init_from, on_note=notes.append)
+        sources = corpus or _demo_corpus(train_options, notes)
         out_dir = Path(out) if out else None
         model_config, config = None, None
 
     device = resolve_device(config.device if config else train_options.get("device", "auto"))
-    choice = None
-    if device.type == "cpu":
-        choice = choose_threads(threads, torch.get_num_threads())
-        torch.set_num_threads(choice.count)
-    elif threads is not None:
-        torch.set_num_threads(threads)
+    choice = _choose_threads(device, threads)
+    if source is not None:  # the shape is checked before the corpus is read
+        model_config, config = _finetune_configs(
+            device.type, source.checkpoint.model_config, model_options, train_options, source.name
+        )
 
     text = read_corpus(sources)
-    if checkpoint is None:
+    initial = None
+    if source is not None:
+        initial = initial_weights(source, text.vocab)
+        model_config = replace(model_config, vocab_size=len(initial.vocab))
+        notes.append(describe_start(source, initial, _taken(FINETUNE_DEFAULTS, train_options)))
+    elif checkpoint is None:
         cpu_threads = choice.count if choice else 1
         model_config, config = build_configs(
             device.type, model_options, train_options, cpu_threads=cpu_threads
         )
         model_config = replace(model_config, vocab_size=len(text.vocab))
     out_dir = out_dir or Path("runs") / text.name
-    return RunPlan(text, model_config, config, out_dir, checkpoint, choice, notes)
+    return RunPlan(text, model_config, config, out_dir, checkpoint, choice, notes, initial)
+
+
+def _finetune_configs(
+    device_type: str,
+    source: ModelConfig,
+    model_options: dict[str, Any],
+    train_options: dict[str, Any],
+    source_name: str,
+) -> tuple[ModelConfig, TrainConfig]:
+    """Configs for a run that starts from `source`'s weights (--init-from source_name).
+
+    The shape is the source's: a shape option with another value is an error naming the old and
+    new value (the same value is accepted). Dropout is the source's unless given; the training
+    options are the user's, else FINETUNE_DEFAULTS, else the device's, else the dataclass's.
+    The model config keeps the source's vocab_size (set from the grown vocabulary later).
+    """
+    changes = [
+        f"{flag(name)} {getattr(source, name)!r} -> {value!r}"
+        for name, value in model_options.items()
+        if name in SHAPE_FIELDS and value != getattr(source, name)
+    ]
+    if changes:
+        raise ConfigError(
+            f"the model's shape comes from {flag('init_from')} {source_name} ({source.shape}, "
+            f"embedding {source.embedding_size}) and cannot change: "
+            + ", ".join(changes)
+            + " (leave the shape options out to fine-tune it)"
+        )
+    device_train = device_defaults(device_type).get("train", {})
+    train_values = {**device_train, **FINETUNE_DEFAULTS, **train_options}
+    model_config = replace(source, dropout=model_options.get("dropout", source.dropout))
+    return model_config, TrainConfig(**train_values)
+
+
+def _taken(defaults: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The defaults the user's options left in force."""
+    return {name: value for name, value in defaults.items() if name not in options}
+
+
+def _check_init_from(
+    init_from: Path | str | None, corpus: list[Path | str] | None, resume: Path | str | None
+) -> None:
+    if init_from is None:
+        return
+    if resume is not None:
+        raise ConfigError(
+            f"{flag('init_from')} starts a new run from another model's weights and --resume "
+            "continues a run: give one (a fine-tuning run is continued with --resume alone)"
+        )
+    if not corpus:
+        raise ConfigError(f"{flag('init_from')} needs a CORPUS to fine-tune on")
+
+
+def _demo_corpus(train_options: dict[str, Any], notes: list[str]) -> list[Path | str]:
+    """No corpus: the shipped text, as a short demo unless the user set a limit."""
+    if "max_time" not in train_options and "max_steps" not in train_options:
+        train_options["max_time"] = DEMO_MAX_TIME_S
+    notes.append(
+        f"no corpus given: a {_limit(train_options)} demo run on the shipped Shakespeare "
+        "text. Give a CORPUS (a file, a directory or - for stdin) to train on your own "
+        "text, and --max-time SECONDS to train longer"
+    )
+    return [resources.default_corpus_path()]
+
+
+def _choose_threads(device: torch.device, threads: int | None) -> ThreadChoice | None:
+    if device.type == "cpu":
+        choice = choose_threads(threads, torch.get_num_threads())
+        torch.set_num_threads(choice.count)
+        return choice
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return None
 
 
 def _limit(train_options: dict[str, Any]) -> str:

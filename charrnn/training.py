@@ -19,8 +19,9 @@ from .checkpoint_schema import damaged
 from .config import ModelConfig, TrainConfig, flag
 from .data import Corpus, RandomWindows, StatefulWindows, check_split, split_ids, validation_streams
 from .device import autocast, resolve_device, use_bf16
-from .errors import CheckpointError, TrainingDiverged
+from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
+from .finetune import InitialWeights
 from .memory import check_training_fits
 from .model import CharRNN, State, decays, detach_state, state_from_saved, state_to_cpu
 from .run_dir import RunDirectory
@@ -59,9 +60,18 @@ def _make_optimizer(model: CharRNN, config: TrainConfig, device: torch.device) -
 
 
 def _vocab_and_model_config(
-    corpus: Corpus, model_config: ModelConfig | None, resume: Checkpoint | None
+    corpus: Corpus,
+    model_config: ModelConfig | None,
+    resume: Checkpoint | None,
+    init_from: InitialWeights | None,
 ) -> tuple[Vocab, ModelConfig]:
-    """A new run takes its vocabulary from the corpus; a resumed one keeps the checkpoint's."""
+    """A new run takes its vocabulary from the corpus, a fine-tuning run the grown one of its
+    source; a resumed one keeps the checkpoint's."""
+    if init_from is not None:
+        if resume is not None:
+            raise ConfigError("a run either resumes or starts from init_from weights, not both")
+        shape = model_config or ModelConfig(vocab_size=len(init_from.vocab))
+        return init_from.vocab, replace(shape, vocab_size=len(init_from.vocab))
     if resume is None:
         vocab = corpus.vocab
         shape = model_config or ModelConfig(vocab_size=len(vocab))
@@ -116,12 +126,17 @@ class _Run:
         config: TrainConfig,
         run_dir: RunDirectory,
         resume: Checkpoint | None,
+        init_from: InitialWeights | None = None,
     ) -> None:
         self.corpus, self.config, self.run_dir = corpus, config, run_dir
         self.out_dir, self.best_path, self.last_path = run_dir.path, run_dir.best, run_dir.last
         self.device = device = resolve_device(config.device)
         self.bf16 = use_bf16(device, config.precision)
-        self.vocab, model_config = _vocab_and_model_config(corpus, model_config, resume)
+        self.vocab, model_config = _vocab_and_model_config(corpus, model_config, resume, init_from)
+        # Where a fine-tuning run's weights came from, kept in every checkpoint of the run.
+        self.lineage = init_from.lineage if init_from else None
+        if resume is not None:
+            self.lineage = resume.info.get("init_from")
         # A loss this far above guessing uniformly (ln V nats) is not learning: it is divergence.
         self.diverged_above = max(DIVERGED_FACTOR * math.log(len(self.vocab)), 5.0)
 
@@ -131,6 +146,8 @@ class _Run:
         self.model = CharRNN(model_config).to(device)
         if resume is not None:
             self.model.load_state_dict(resume.model.state_dict())
+        elif init_from is not None:
+            self.model.load_state_dict(init_from.weights)
         self.model.train()
         self.optimizer = _make_optimizer(self.model, config, device)
         self.step_fn = torch.compile(self.model) if config.compile else self.model
@@ -234,6 +251,7 @@ class _Run:
             "num_parameters": self.model.num_parameters(),
             "charrnn_version": __version__,
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **({"init_from": self.lineage} if self.lineage else {}),
         }
 
     def healthy(self, loss: float) -> bool:
@@ -416,6 +434,7 @@ def train(
     out_dir: Path | str,
     *,
     resume: Checkpoint | None = None,
+    init_from: InitialWeights | None = None,
     on_event: Callable[[Event], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     overwrite: bool = False,
@@ -423,14 +442,16 @@ def train(
     """Train a CharRNN on `corpus`, writing best.pt, last.pt and metrics.jsonl into `out_dir`.
 
     model_config: the network's shape (its vocab_size is set from the corpus); ignored when
-    resuming. should_stop: polled between steps; when it returns True, last.pt is saved and
+    resuming. init_from: a new run's starting weights and grown vocabulary (finetune.py;
+    model_config must then be the source's shape). should_stop: polled between steps; when it returns True, last.pt is saved and
     the run ends with stop_reason "interrupted".
     """
     emit = on_event or (lambda event: None)
     run_dir = RunDirectory(out_dir)
     resume_from = resume.path if resume else None
     run_dir.check(resume_from, overwrite)  # refused before the corpus is read
-    run = _Run(corpus, model_config, config, run_dir, resume)  # checks the data; writes nothing
+    # Checks the data; writes nothing.
+    run = _Run(corpus, model_config, config, run_dir, resume, init_from)
     with run_dir:
         run_dir.claim(resume_from, overwrite)
         if resume is not None:
