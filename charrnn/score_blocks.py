@@ -5,10 +5,12 @@ with --whole) scored as it arrives, its state carried from chunk to chunk.
 Blocks keep rows in input order: the first block is one batch, each next one twice as big, up
 to BLOCK_BATCHES batches (sorting within 32 batches pads about as little as sorting the whole
 input), and at most BLOCK_ROW_CHARS characters per line of the block on average, so long lines
-make short blocks. So what is held at once is bounded by the batch size whatever the input: a
-block's lines, or a long line's current segment of about batch_size * BLOCK_ROW_CHARS
-characters; of a scored line only its row is kept, with its text (and per-character values
-only when asked for, or passed on through on_chars).
+make short blocks. A line longer than the largest block (long_line_chars) is scored in
+segments of about batch_size * BLOCK_ROW_CHARS characters as it is read. So what is held at once
+is bounded by the batch size whatever the input: a block's lines and the start of the next line
+(up to long_line_chars each), or a long line's segment; only the text of a long line (or of the
+whole input) is kept whole, as its row repeats it. Of a scored line only its row is kept, with
+its text (per-character values only when asked for; on_chars gets them as they come).
 """
 
 from __future__ import annotations
