@@ -84,10 +84,18 @@ class _Progress:
 
 
 def _row(
-    vocab: Vocab, text: str, chars: int, logprob: float, logprobs: torch.Tensor | None = None
+    vocab: Vocab,
+    text: str,
+    chars: int,
+    logprob: float,
+    logprobs: torch.Tensor | None = None,
+    missing: Iterable[str] | None = None,
 ) -> ScoredText:
+    """A row; missing: its unknown characters where already known (else looked up in `text`)."""
     unknown = len(text) - chars
-    missing = tuple(vocab.unknown_chars(text)) if unknown else ()
+    if missing is None:
+        missing = vocab.unknown_chars(text) if unknown else ()
+    missing = tuple(sorted(missing))
     figures = {"chars": chars, "unknown": unknown, "logprob": logprob, "unknown_chars": missing}
     if logprobs is None:
         return ScoredText(text=text, **figures)
@@ -210,6 +218,7 @@ class _Carried:
         self.texts: list[str] = []  # the scored text, for the row
         self.logprobs: list[torch.Tensor] = []  # per character, only when per_char
         self.chars, self.logprob = 0, 0.0
+        self.missing: set[str] = set()  # the unknown characters met so far
 
     def feed(self, text: str) -> None:
         for start in range(0, len(text), self.segment):
@@ -223,7 +232,7 @@ class _Carried:
         self._score(final=True)
         text, self.texts = "".join(self.texts), []
         logprobs = torch.cat(self.logprobs) if self.per_char else None
-        return _row(self.runner.vocab, text, self.chars, self.logprob, logprobs)
+        return _row(self.runner.vocab, text, self.chars, self.logprob, logprobs, self.missing)
 
     def _score(self, final: bool) -> None:
         """Score the pending text's known characters, all of them when final, else as many
@@ -242,6 +251,8 @@ class _Carried:
         self.pending, self.pending_chars = ([rest] if rest else []), len(rest)
         self.line += scored.count("\n")
         self.chars, self.logprob = self.chars + count, self.logprob + float(logprobs.sum())
+        if cut > count:  # unknown characters among the scored text
+            self.missing.update(runner.vocab.unknown_chars(scored))
         if self.per_char or self.on_chars is not None:
             values = encoded.spread(logprobs, cut)
             if self.on_chars is not None and scored:
