@@ -190,6 +190,29 @@ def _reading_speed(samples: list[list[Any]]) -> float | None:
     return (end - start) / (end_s - start_s)
 
 
+def print_results(results: list[dict[str, Any]], baseline: dict[str, Any]) -> None:
+    """The cases as a Markdown table, peak memory also against the one-short-line baseline."""
+    rows = []
+    for result in results:
+        speed = result.get("chars_per_second")
+        above = (result["peak_rss_bytes"] - baseline["peak_rss_bytes"]) / MB
+        done = "yes" if result["completed"] else f"stopped at {result['read_bytes'] or 0:,} read"
+        rows.append(
+            [
+                result["case"],
+                f"{result['input_bytes']:,}",
+                f"{result['rows']:,}",
+                f"{result['seconds']:.0f}",
+                "-" if speed is None else f"{speed:,.0f}",
+                f"{result['peak_rss_bytes'] / MB:,.0f}",
+                f"{above:+,.0f}",
+                done,
+            ]
+        )
+    headers = ["case", "chars", "rows", "s", "chars/s", "peak RSS MB", "vs baseline", "completed"]
+    common.print_table(headers, rows)
+
+
 def main() -> None:
     args = parse_args()
     cases = [parse_case(case, args.max_seconds) for case in args.cases.split(",") if case.strip()]
@@ -222,25 +245,7 @@ def main() -> None:
         results.append({"case": name, **measured})
         common.log(f"{name}: peak {measured['peak_rss_bytes'] / MB:,.0f} MB")
 
-    rows = []
-    for result in results:
-        speed = result.get("chars_per_second")
-        above = (result["peak_rss_bytes"] - baseline["peak_rss_bytes"]) / MB
-        done = "yes" if result["completed"] else f"stopped at {result['read_bytes'] or 0:,} read"
-        rows.append(
-            [
-                result["case"],
-                f"{result['input_bytes']:,}",
-                f"{result['rows']:,}",
-                f"{result['seconds']:.0f}",
-                "-" if speed is None else f"{speed:,.0f}",
-                f"{result['peak_rss_bytes'] / MB:,.0f}",
-                f"{above:+,.0f}",
-                done,
-            ]
-        )
-    headers = ["case", "chars", "rows", "s", "chars/s", "peak RSS MB", "vs baseline", "completed"]
-    common.print_table(headers, rows)
+    print_results(results, baseline)
     document = {
         "options": {
             "checkpoint": args.checkpoint or "shipped",

@@ -387,9 +387,10 @@ def _write_scores(
         for block in blocks:
             kept.extend((None if whole else n, s) for n, s in enumerate(block, count + 1))
             count, total = count + len(block), summarize([total, *block])
-            if not sort and not (table and count <= TABLE_MAX_ROWS):
+            table = table and count <= TABLE_MAX_ROWS  # past it, a terminal gets rows too
+            if not (sort or table):
                 writer.rows(kept)
-                kept, table = [], False
+                kept = []
     if not count:
         if not quiet:
             info("the input is empty: nothing to score")
@@ -400,7 +401,7 @@ def _write_scores(
         unseen = describe_skipped(total.unknown, total.unknown_chars)
         warn(f"{unseen} (--strict makes them an error)")
     rows = rank_by_bits(kept) if sort else kept
-    if table and count <= TABLE_MAX_ROWS:
+    if table:
         sys.stdout.write(render_for_terminal(score_table(rows, total), sys.stdout))
         sys.stdout.flush()
     else:
