@@ -39,9 +39,11 @@ _EXPORTS = {
     "stream_text": "sampling",
     "LinesScore": "scoring",
     "ScoreSummary": "scoring",
+    "ScoredText": "scoring",
     "TextScore": "scoring",
     "score": "scoring",
     "score_lines": "scoring",
+    "score_stream": "scoring",
     "train": "training",
     "Vocab": "vocab",
 }

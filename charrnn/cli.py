@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -103,6 +103,9 @@ from .output import (
     score_table,
     silence_stdout,
 )
+
+if TYPE_CHECKING:  # only for annotations: importing it would import torch, slowing --help
+    from .score_input import TextInput
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -295,29 +298,26 @@ def score_command(
 
     Output, on stdout: a table on a terminal (up to 2,000 lines); otherwise tab-separated rows
     under a header line (no colours; tabs and newlines in the text escaped as \\t and \\n); or
-    --json. Rows and JSON objects are written as soon as they are scored, in input order, so
-    `| head` answers at once; --sort and the terminal's table wait for every line. The total is
-    also written to stderr. Empty input: no rows, a note on stderr, exit 0.
+    --json. The input is read as it is scored, and rows and JSON objects are written as soon as
+    they are scored, in input order, so `| head` answers at once; --sort and the terminal's
+    table wait for every line. The total is also written to stderr. Empty input: no rows, a
+    note on stderr, exit 0.
     """
     config = ScoreConfig(**given(locals(), ScoreConfig))
     if streams is not None and not whole:
         raise ConfigError("--streams applies to --whole only")
     stdout_or_error()
     from .checkpoint import load_model
-    from .data import read_text_input
+    from .score_input import open_text_input
 
-    text = read_text_input(file)
-    loaded = load_model(checkpoint, device or "auto", on_note=None if quiet else info)
-    if not text:
-        if not quiet:
-            info("the input is empty: nothing to score")
-        return
-    _write_scores(loaded, text, config, whole, sort, as_json, heatmap, quiet)
+    with open_text_input(file) as text:  # read as it is scored, never whole
+        loaded = load_model(checkpoint, device or "auto", on_note=None if quiet else info)
+        _write_scores(loaded, text, config, whole, sort, as_json, heatmap, quiet)
 
 
 def _write_scores(
     loaded: Any,
-    text: str,
+    text: TextInput,
     config: ScoreConfig,
     whole: bool,
     sort: bool,
@@ -325,44 +325,47 @@ def _write_scores(
     heatmap: bool,
     quiet: bool,
 ) -> None:
-    """Score and write: rows go out block by block, in input order, as soon as they are final;
-    ranking them and the terminal's table need every line first."""
-    from .scoring import TextScore, rank_by_bits, score, score_line_blocks, summarize
+    """Score and write: rows go out block by block, in input order, as soon as they are final.
+    Ranking them and the terminal's table need every line first, so they keep each row's
+    figures and text (the table only up to TABLE_MAX_ROWS rows: beyond, rows are written)."""
+    from .scoring import rank_by_bits, score_stream, summarize
     from .vocab import describe_skipped
 
     table = not as_json and sys.stdout.isatty()
-    waiting = sort or table
     writer, heatmap_writer = ScoreWriter(sys.stdout, as_json), HeatmapWriter() if heatmap else None
-    scores: list[TextScore] = []
-    with ScoreProgress(quiet) as progress:
-        if whole:
-            blocks = iter([[score(loaded, text, config, on_progress=progress)]])
-        else:
-            blocks = score_line_blocks(loaded, text, config, on_progress=progress)
+    kept: list[Any] = []  # the rows --sort or the table waits for
+    total, count = summarize([]), 0
+    with ScoreProgress(quiet, expected=text.size) as progress:
+        on_chars = None if heatmap_writer is None else heatmap_writer.piece
+        blocks = score_stream(
+            loaded, text, config, whole=whole, on_progress=progress, on_chars=on_chars
+        )
         for block in blocks:
-            first = len(scores) + 1
-            scores.extend(block)
-            if heatmap_writer is not None:
-                heatmap_writer.add(block)
-            if not waiting:
-                writer.rows([(None if whole else n, s) for n, s in enumerate(block, first)])
-    total = summarize(scores)
+            kept.extend((None if whole else n, s) for n, s in enumerate(block, count + 1))
+            count, total = count + len(block), summarize([total, *block])
+            table = table and count <= TABLE_MAX_ROWS  # past it, a terminal gets rows too
+            if not (sort or table):
+                writer.rows(kept)
+                kept = []
+    if not count:
+        if not quiet:
+            info("the input is empty: nothing to score")
+        return
     if heatmap_writer is not None:
         heatmap_writer.finish()
     if total.unknown and not quiet:
-        unseen = describe_skipped(total.unknown, loaded.vocab.unknown_chars(text))
+        unseen = describe_skipped(total.unknown, total.unknown_chars)
         warn(f"{unseen} (--strict makes them an error)")
-    rows = [(None, scores[0])] if whole else list(enumerate(scores, 1))
-    rows = rank_by_bits(rows) if sort else rows
-    if table and len(rows) <= TABLE_MAX_ROWS:
+    rows = rank_by_bits(kept) if sort else kept
+    if table:
         sys.stdout.write(render_for_terminal(score_table(rows, total), sys.stdout))
         sys.stdout.flush()
     else:
-        if waiting:
+        if rows:
             writer.rows(rows)
         writer.finish(total)
     if not quiet:
-        info(score_summary(total, None if whole else len(scores)))
+        info(score_summary(total, None if whole else count))
 
 
 def main() -> None:

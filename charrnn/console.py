@@ -4,7 +4,7 @@ and summaries. What programs read (generated text, score rows) is formatted in `
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +33,8 @@ from .output import (
 from .text import LN2, format_duration, nats_and_bits
 
 if TYPE_CHECKING:  # only for annotations: importing them would import torch, slowing --help
+    import torch
+
     from .scoring import ScoreSummary, TextScore
 
 err_console = Console(stderr=True, highlight=False)
@@ -268,11 +270,16 @@ def surprisal_legend() -> Text:
 
 def surprisal_heatmap(scores: Sequence[TextScore]) -> Text:
     """The texts with each character on the colour of its surprisal; runs of a colour merged."""
+    return _heatmap((scored.text, scored.surprisal_bits) for scored in scores)
+
+
+def _heatmap(stretches: Iterable[tuple[str, torch.Tensor]]) -> Text:
+    """Stretches of text, each with the surprisal in bits of each of its characters, coloured."""
     heatmap = Text()
-    for scored in scores:
+    for text, surprisal in stretches:
         run: list[str] = []
         run_style = ""
-        for char, bits in zip(scored.text, scored.surprisal_bits.tolist(), strict=True):
+        for char, bits in zip(text, surprisal.tolist(), strict=True):
             style = surprisal_style(bits)
             if style != run_style and run:
                 heatmap.append("".join(run), style=run_style)
@@ -291,14 +298,21 @@ def surprisal_heatmap(scores: Sequence[TextScore]) -> Text:
 
 
 class HeatmapWriter:
-    """Draws the heatmap on `console` (stderr) text by text as scores come, then the legend."""
+    """Draws the heatmap on `console` (stderr) as scores come, then the legend: whole texts
+    (add), or stretches of text with their log-probabilities as they are scored (piece), so
+    that a long line is drawn without its values being kept."""
 
     def __init__(self, console: Console = err_console):
         self.console = console
         self.ends_line = True
 
     def add(self, scores: Sequence[TextScore]) -> None:
-        heatmap = surprisal_heatmap(scores)
+        self._draw(surprisal_heatmap(scores))
+
+    def piece(self, text: str, logprobs: torch.Tensor) -> None:
+        self._draw(_heatmap([(text, -logprobs / LN2)]))
+
+    def _draw(self, heatmap: Text) -> None:
         if heatmap.plain:
             self.console.print(heatmap, end="", soft_wrap=True)
             self.ends_line = heatmap.plain.endswith("\n")
@@ -328,11 +342,17 @@ def score_summary(total: ScoreSummary, lines: int | None) -> str:
 
 
 class ScoreProgress:
-    """A transient progress bar while scoring, on a terminal only; pass it as on_progress."""
+    """A transient progress bar while scoring, on a terminal only; pass it as on_progress.
 
-    def __init__(self, quiet: bool = False, console: Console = err_console):
+    expected: the characters to score when on_progress cannot say (text read as it is scored):
+    the input's size in bytes, one per character or more, so the bar never overshoots.
+    """
+
+    def __init__(
+        self, quiet: bool = False, console: Console = err_console, expected: int | None = None
+    ):
         self.live = console.is_terminal and not quiet
-        self.console = console
+        self.console, self.expected = console, expected
         self.progress: Progress | None = None
         self.task = None
 
@@ -341,7 +361,7 @@ class ScoreProgress:
             self.progress = Progress(
                 TextColumn("[bold]score"),
                 BarColumn(bar_width=None),
-                TextColumn("{task.completed:,}/{task.total:,} chars"),
+                TextColumn("{task.fields[chars]}"),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=True,
@@ -353,9 +373,11 @@ class ScoreProgress:
         if self.progress is not None:
             self.progress.stop()
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int | None) -> None:
         if self.progress is None:
             return
+        chars = f"{done:,}/{total:,} chars" if total is not None else f"{done:,} chars"
+        total = self.expected if total is None else total
         if self.task is None:
-            self.task = self.progress.add_task("score", total=total)
-        self.progress.update(self.task, completed=done)
+            self.task = self.progress.add_task("score", total=total, chars=chars)
+        self.progress.update(self.task, completed=done, total=total, chars=chars)

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import torch
 
-from .errors import ConfigError, DataError
+from .errors import DataError
 from .text import plural
 from .vocab import Vocab
 
@@ -76,66 +76,51 @@ def _iconv_hint(source: str, encoding: str) -> str:
     )
 
 
+def bom_error(head: bytes, source: str) -> DataError | None:
+    """The error for text that starts with a UTF-16 or UTF-32 byte order mark, else None."""
+    bom = _utf_bom(head)
+    if bom is None:
+        return None
+    encoding, order = bom
+    return DataError(
+        f"{source} is {encoding} ({order}, with a byte order mark), not UTF-8; "
+        f"{_iconv_hint(source, encoding)}"
+    )
+
+
+def binary_error(source: str, offset: int) -> DataError:
+    return DataError(f"{source} looks binary (NUL byte at offset {offset}); give a UTF-8 text file")
+
+
+def not_utf8_error(source: str, offset: int, byte: int) -> DataError:
+    """The error for the first byte that is not UTF-8: where it is, and how to convert the text."""
+    # Bytes 0x80-0x9F are control codes in Latin-1 but quotes, dashes and the euro sign in
+    # Windows-1252, so a bad byte there means Windows text.
+    encoding = "CP1252" if 0x80 <= byte <= 0x9F else "LATIN1"
+    return DataError(
+        f"{source} is not UTF-8 (bad byte at offset {offset}); "
+        f"if it is {'Windows-1252' if encoding == 'CP1252' else 'Latin-1'}, "
+        f"{_iconv_hint(source, encoding)}"
+    )
+
+
 def decode_text(data: bytes, source: str) -> str:
     """UTF-8 text from bytes, refusing binary data and naming the first bad byte.
 
     source: the file name for messages; "stdin" for text read from standard input.
+    score_input.decode_pieces does the same for text read piece by piece.
     """
-    bom = _utf_bom(data)
-    if bom is not None:
-        encoding, order = bom
-        raise DataError(
-            f"{source} is {encoding} ({order}, with a byte order mark), not UTF-8; "
-            f"{_iconv_hint(source, encoding)}"
-        )
+    problem = bom_error(data, source)
+    if problem is not None:
+        raise problem
     nul = data.find(b"\0")
     if nul != -1:
-        raise DataError(f"{source} looks binary (NUL byte at offset {nul}); give a UTF-8 text file")
+        raise binary_error(source, nul)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        # Bytes 0x80-0x9F are control codes in Latin-1 but quotes, dashes and the euro sign in
-        # Windows-1252, so a bad byte there means Windows text.
-        encoding = "CP1252" if 0x80 <= data[error.start] <= 0x9F else "LATIN1"
-        raise DataError(
-            f"{source} is not UTF-8 (bad byte at offset {error.start}); "
-            f"if it is {'Windows-1252' if encoding == 'CP1252' else 'Latin-1'}, "
-            f"{_iconv_hint(source, encoding)}"
-        ) from None
+        raise not_utf8_error(source, error.start, data[error.start]) from None
     return text.removeprefix("\ufeff").replace("\r\n", "\n")
-
-
-def read_text_input(file: str | None, stdin: BinaryIO | None = None) -> str:
-    """The text one command reads (`charrnn score`): FILE, or stdin for '-' or no FILE while stdin
-    is piped. A run directory or a checkpoint given by mistake is named as such."""
-    if file is None or file == "-":
-        stream = stdin or sys.stdin.buffer
-        if file is None and stdin is None and sys.stdin.isatty():
-            raise ConfigError(
-                "no text to score: give a FILE, or pipe text in (echo 'To be' | charrnn score); "
-                "'-' reads stdin"
-            )
-        return decode_text(stream.read(), "stdin")
-    path = Path(file)
-    if path.is_dir():
-        if (path / "best.pt").is_file() or (path / "last.pt").is_file():
-            raise ConfigError(
-                f"{file} is a run directory, not text to score; "
-                f"to score with its model: charrnn score TEXT_FILE -c {file}"
-            )
-        raise DataError(f"{file} is a directory; give a text file")
-    if path.suffix == ".pt":
-        raise ConfigError(
-            f"{file} looks like a checkpoint, not text to score; "
-            f"to score with it: charrnn score TEXT_FILE -c {file}"
-        )
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"file not found: {file}") from None
-    except OSError as problem:
-        raise DataError(f"cannot read {file}: {problem.strerror}") from None
-    return decode_text(data, file)
 
 
 def _is_text_file(path: Path) -> bool:

@@ -23,7 +23,7 @@ from .text import format_duration, nats_and_bits, plural
 if TYPE_CHECKING:  # only for annotations: importing them would import torch, slowing --help
     from .checkpoint import Checkpoint
     from .sampling import Piece, Sample
-    from .scoring import ScoreSummary, TextScore
+    from .scoring import ScoredText, ScoreSummary
 
 
 # -- charrnn sample ---------------------------------------------------------------------------
@@ -103,7 +103,7 @@ class SampleWriter:
 # -- charrnn score: rows (table, tab-separated, JSON) --
 
 # A scored row: its 1-based line number, or None for the whole text (--whole).
-ScoreRow = tuple["int | None", "TextScore"]
+ScoreRow = tuple["int | None", "ScoredText"]
 
 SCORE_FIELDS = ("chars", "unknown", "logprob", "log10prob", "bits_per_char", "perplexity")
 TABLE_MAX_ROWS = 2_000  # Rich lays out about 1,000 rows a second; past this, plain rows
@@ -179,7 +179,7 @@ def score_tsv(rows: Iterable[ScoreRow]) -> Iterator[str]:
 
 
 def _json_figures(summary: ScoreSummary) -> dict[str, float | int | None]:
-    # NaN (nothing scored) is not JSON: null.
+    # NaN (nothing scored, or weights gone NaN) and infinities are not JSON: null.
     return {
         name: None if isinstance(value, float) and not math.isfinite(value) else value
         for name, value in summary.figures().items()
@@ -189,12 +189,12 @@ def _json_figures(summary: ScoreSummary) -> dict[str, float | int | None]:
 def score_json_row(row: ScoreRow) -> str:
     number, scored = row
     record = {"line": number, "text": shown_text(row), **_json_figures(scored)}
-    return json.dumps(record, ensure_ascii=False) + "\n"
+    return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def score_json_total(total: ScoreSummary, rows: int) -> str:
     record = {"total": True, "lines": rows, **_json_figures(total)}
-    return json.dumps(record, ensure_ascii=False) + "\n"
+    return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def score_json(rows: Sequence[ScoreRow], total: ScoreSummary) -> Iterator[str]:

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pty
+import select
 import subprocess
 import sys
 import time
@@ -17,11 +18,19 @@ from conftest import TINY_TEXT, make_checkpoint
 from rich.console import Console
 from typer.testing import CliRunner
 
-from charrnn.checkpoint import load_checkpoint
+from charrnn import checkpoint_schema, score_input
+from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.cli import app
 from charrnn.console import print_heatmap, surprisal_heatmap
-from charrnn.output import SURPRISAL_STYLES, ScoreWriter, score_table, surprisal_style
+from charrnn.output import (
+    SURPRISAL_STYLES,
+    ScoreWriter,
+    format_number,
+    score_table,
+    surprisal_style,
+)
 from charrnn.scoring import score, score_lines
+from charrnn.vocab import Vocab
 
 runner = CliRunner()
 ANSI = "\x1b["
@@ -456,3 +465,118 @@ def test_a_run_directory_means_its_best_checkpoint(tmp_path, text_file):
     by_directory = invoke(text_file, "-c", tmp_path / "run", "-q")
     by_file = invoke(text_file, "-c", tmp_path / "run" / "best.pt", "-q")
     assert by_directory.exit_code == 0 and by_directory.stdout == by_file.stdout
+
+
+# -- the input is read as it is scored ---------------------------------------------------------
+
+
+def test_rows_come_out_while_stdin_is_still_open(lstm_checkpoint):
+    # A whole-input reader would wait for the end of stdin, which never comes before the row.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = ["score", "-c", str(lstm_checkpoint), "--batch-size", "4", "-q"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "charrnn", *command],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        child.stdin.write(b"To be, or not to be\n" * 8)
+        child.stdin.flush()
+        ready, _, _ = select.select([child.stdout], [], [], 60)
+        assert ready, "no row before the end of the input"
+        header, first = child.stdout.readline(), child.stdout.readline()
+        assert header.startswith(b"line\t") and first.startswith(b"1\t20\t0\t")
+        child.stdin.write(b"that is the question:\n")
+        child.stdin.close()
+        rest = child.stdout.read().decode()
+        assert child.wait(timeout=60) == 0, child.stderr.read()
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert [row[0] for row in tsv_rows(rest)] == [str(n) for n in range(2, 10)]
+
+
+@pytest.mark.parametrize("from_file", [False, True])
+def test_invalid_utf8_mid_stream_is_one_error_line_after_the_rows_before_it(
+    tmp_path, lstm_checkpoint, monkeypatch, from_file
+):
+    monkeypatch.setattr(score_input, "READ_BYTES", 64)  # the bad byte is many reads in
+    good = ("To be, or not to be\n" * 40).encode()
+    path = tmp_path / "input.txt"
+    path.write_bytes(good + b"\xff and more\n")
+    where = [path] if from_file else ["-"]
+
+    result = invoke(*where, "-c", lstm_checkpoint, "--batch-size", "4", input=path.read_bytes())
+
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    source = path if from_file else "stdin"
+    assert line.startswith(f"error: {source} is not UTF-8 (bad byte at offset {len(good)}); ")
+    # The rows scored before it stay written; the rest and the total never come.
+    rows = tsv_rows(result.stdout)
+    expected = tsv_rows(invoke("-c", lstm_checkpoint, "-q", input=good).stdout)
+    assert 1 < len(rows) < len(expected) and rows == expected[: len(rows)]
+
+
+def test_json_stays_json_when_the_weights_give_nan(tmp_path, text_file, monkeypatch):
+    loaded = load_checkpoint(make_checkpoint(tmp_path / "m.pt"))
+    with torch.no_grad():
+        loaded.model.head.bias.fill_(float("nan"))
+    broken = save_checkpoint(tmp_path / "nan.pt", loaded.model, loaded.vocab, info={"step": 0})
+
+    class TorchSeeingNoNaN:  # the load-time refusal of NaN weights is tested elsewhere
+        def __getattr__(self, name):
+            return getattr(torch, name)
+
+        def isfinite(self, tensor):
+            return torch.ones_like(tensor, dtype=torch.bool)
+
+    monkeypatch.setattr(checkpoint_schema, "torch", TorchSeeingNoNaN())
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    for whole in ([], ["--whole"]):
+        result = invoke(text_file, "-c", broken, "--json", *whole)
+        assert result.exit_code == 0, result.output
+        records = [json.loads(line, parse_constant=refuse) for line in result.stdout.splitlines()]
+        for record in records:
+            assert record["chars"] > 0
+            for name in ("logprob", "log10prob", "bits_per_char", "perplexity"):
+                assert record[name] is None, (name, record)
+
+
+def test_the_heatmap_draws_a_long_line_as_it_is_scored(lstm_checkpoint):
+    line = "To be, or not to be, that is the question; " * 250  # over long_line_chars(1)
+    result = invoke("-c", lstm_checkpoint, "--batch-size", "1", "--heatmap", input=line + "\nor\n")
+    assert result.exit_code == 0, result.output
+    assert line + "\u21b5\nor\u21b5\n" in result.stderr
+    rows = tsv_rows(result.stdout)
+    assert (rows[1][1], rows[1][-1]) == (str(len(line) + 1), line)
+    assert rows[1][5] == format_number(
+        score(load_checkpoint(lstm_checkpoint), line + "\n").bits_per_char
+    )
+
+
+@pytest.mark.parametrize("whole", [[], ["--whole"]])
+def test_unknown_characters_are_named_from_the_scores_not_the_text_again(
+    lstm_checkpoint, monkeypatch, whole
+):
+    looked_up: list[int] = []
+    unknown_chars = Vocab.unknown_chars
+
+    def recording(vocab: Vocab, text: str) -> list[str]:
+        looked_up.append(len(text))
+        return unknown_chars(vocab, text)
+
+    monkeypatch.setattr(Vocab, "unknown_chars", recording)
+    text = "To b\u00e9\n" + "or not\n" * 3_000 + "\u20ac\n"
+    result = invoke("-c", lstm_checkpoint, "--batch-size", "1", *whole, input=text)
+
+    assert result.exit_code == 0, result.output
+    assert "skipped 2 occurrences of 2 characters the model never saw: '\u00e9', '\u20ac'" in (
+        result.stderr
+    )
+    assert max(looked_up) < len(text) / 2  # never the whole input

@@ -14,15 +14,18 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig
 from charrnn.errors import CheckpointError, ConfigError, DeviceError, VocabError
 from charrnn.model import CharRNN
+from charrnn.score_blocks import long_line_chars
 from charrnn.scoring import (
     BLOCK_BATCHES,
     BLOCK_ROW_CHARS,
     ScoreConfig,
     ScoreSummary,
+    TextScore,
     iter_score_lines,
     score,
     score_line_blocks,
     score_lines,
+    score_stream,
     split_lines,
     summarize,
 )
@@ -375,3 +378,143 @@ def test_the_shipped_model_prefers_shakespeare_to_shuffled_shakespeare():
         for a, b in zip(real_score.lines, shuffled_score.lines, strict=True)
     )
     assert better >= 0.9 * len(real)
+
+
+# -- text read as it is scored (score_stream): the same figures, a bounded part held at once --
+
+
+def cut_anywhere(text: str, seed: int = 0, most: int = 700) -> list[str]:
+    """`text` in pieces of random sizes, cut anywhere (inside lines, between "\\r" and "\\n")."""
+    generator, pieces, start = random.Random(seed), [], 0
+    while start < len(text):
+        size = generator.randint(1, most)
+        pieces.append(text[start : start + size])
+        start += size
+    return pieces
+
+
+def long_line(length: int, seed: int = 0) -> str:
+    """A line of `length` characters of the tiny text, no newline, with an unknown one in it."""
+    generator = random.Random(seed)
+    chars = list(TINY_TEXT.replace("\n", " "))
+    line = "".join(generator.choice(chars) for _ in range(length))
+    return line[: length // 2] + "\u00e9" + line[length // 2 + 1 :]
+
+
+def assert_same_rows(streamed, in_memory):
+    assert len(streamed) == len(in_memory)
+    for ours, theirs in zip(streamed, in_memory, strict=True):
+        assert (ours.text, ours.chars, ours.unknown) == (theirs.text, theirs.chars, theirs.unknown)
+        assert ours.unknown_chars == theirs.unknown_chars
+        assert ours.logprob == pytest.approx(theirs.logprob, rel=1e-9, abs=1e-9)
+
+
+def test_streamed_text_scores_exactly_like_the_lines_in_memory(tiny_checkpoint):
+    loaded = load_checkpoint(tiny_checkpoint)
+    # Lines longer than chunk_len, than a first block's budget (2 x 256 characters) and than
+    # any block (long_line_chars(2) = 16,384: scored as it is read), blank ones and unknown ones.
+    lines = [*LINES, "\n", "To b\u00e9\n", long_line(700) + "\n", long_line(17_000, 1) + "\n"]
+    text = "".join(lines * 3) + "no newline at the end"
+    options = {"batch_size": 2, "chunk_len": 64}
+
+    in_memory = score_lines(loaded, text, **options)
+    blocks = list(score_stream(loaded, cut_anywhere(text), per_char=True, **options))
+
+    streamed = [line for block in blocks for line in block]
+    assert [len(block) for block in blocks] == [
+        len(block) for block in score_line_blocks(loaded, text, **options)
+    ]
+    assert_same_rows(streamed, in_memory.lines)
+    for ours, theirs in zip(streamed, in_memory.lines, strict=True):
+        assert torch.equal(ours.logprobs.nan_to_num(9.0), theirs.logprobs.nan_to_num(9.0))
+    total = summarize(streamed)
+    assert total.logprob == pytest.approx(in_memory.total.logprob, rel=1e-9)
+    assert total.unknown_chars == in_memory.total.unknown_chars == ("\u00e9",)
+
+
+def test_a_long_line_read_in_pieces_scores_as_one_piece(lstm_checkpoint):
+    loaded = load_checkpoint(lstm_checkpoint)
+    line = long_line(20_000)  # over long_line_chars(1) = 8,192: carried chunk by chunk
+
+    one_piece = score(loaded, line, chunk_len=100)
+    ((row,),) = score_stream(loaded, cut_anywhere(line, most=3_000), batch_size=1, chunk_len=100)
+    ((whole,),) = score_stream(loaded, cut_anywhere(line, 1), whole=True, per_char=True)
+    default = score(loaded, line)
+
+    assert (row.text, row.chars, row.unknown) == (line, len(line) - 1, 1)
+    assert row.logprob == pytest.approx(one_piece.logprob, rel=1e-9)
+    assert whole.logprob == pytest.approx(default.logprob, rel=1e-9)
+    assert torch.equal(whole.logprobs.nan_to_num(9.0), default.logprobs.nan_to_num(9.0))
+    # Chunks of another length change only the float rounding.
+    assert row.logprob == pytest.approx(default.logprob, rel=1e-6)
+
+
+def test_the_input_is_read_only_as_fast_as_it_is_scored(lstm_checkpoint):
+    # What is held at once: the characters read from the input and not yet handed back (rows,
+    # or scored stretches through on_chars). Scoring the whole text at once would read it all
+    # before the first row; here it stays under one block, or one segment of a long line.
+    loaded = load_checkpoint(lstm_checkpoint)
+    batch_size = 2
+    lines = [*LINES * 400, long_line(40_000) + "\n", *LINES * 100]  # 2,500 lines, 150,000 chars
+    text = "".join(lines)
+    read, handed_back, held = 0, 0, []
+
+    def pieces():
+        nonlocal read
+        for piece in cut_anywhere(text, most=1_000):
+            read += len(piece)
+            yield piece
+
+    def scored(stretch: str, _) -> None:
+        nonlocal handed_back
+        held.append(read - handed_back)
+        handed_back += len(stretch)
+
+    shapes = []
+    loaded.model.register_forward_pre_hook(lambda _, args: shapes.append(args[0].shape))
+    for block in score_stream(
+        loaded, pieces(), batch_size=batch_size, chunk_len=32, on_chars=scored
+    ):
+        assert not any(isinstance(row, TextScore) for row in block)  # no per-character values
+
+    assert handed_back == len(text)
+    # At most a block's lines, the start of the next line up to the length that makes it a long
+    # line (long_line_chars each), and the piece that was read last.
+    bound = 2 * long_line_chars(batch_size) + 1_000
+    assert max(held) <= bound < len(text) / 4
+    assert max(rows for rows, _ in shapes) <= batch_size
+    assert max(steps for _, steps in shapes) <= 32
+
+
+def test_strict_in_a_stream_stops_at_the_block_holding_the_character(lstm_checkpoint):
+    loaded = load_checkpoint(lstm_checkpoint)
+    text = "".join(LINES * 4) + "or \u00e9\n" + "".join(LINES)
+    blocks = score_stream(loaded, cut_anywhere(text), batch_size=4, strict=True)
+
+    first = next(blocks)  # rows before it come out
+    assert [row.text for row in first] == LINES[:4]
+    with pytest.raises(VocabError, match="'\u00e9' \\(first on line 21\\)"):
+        list(blocks)
+    with pytest.raises(VocabError, match="context"):
+        score_stream(loaded, ["To be\n"], context="\u00e9")  # at once, before any block
+
+
+def test_an_empty_stream_has_no_rows(lstm_checkpoint):
+    loaded = load_checkpoint(lstm_checkpoint)
+    assert list(score_stream(loaded, [])) == []
+    assert list(score_stream(loaded, ["", ""], whole=True)) == []
+    assert list(score_stream(loaded, [], whole=True, streams=3)) == []
+
+
+def test_whole_with_streams_in_a_stream_is_the_approximate_score(lstm_checkpoint):
+    loaded = load_checkpoint(lstm_checkpoint)
+    text = TINY_TEXT[:600]
+    ((row,),) = score_stream(loaded, cut_anywhere(text), whole=True, streams=3, warmup=40)
+    assert row.logprob == pytest.approx(score(loaded, text, streams=3, warmup=40).logprob)
+
+
+def test_summaries_carry_the_distinct_unknown_characters(lstm_checkpoint):
+    result = score_lines(load_checkpoint(lstm_checkpoint), "To b\u00e9\n\u00a7\u00a7\nTo be\n")
+    assert [line.unknown_chars for line in result.lines] == [("\u00e9",), ("\u00a7",), ()]
+    assert result.total.unknown_chars == ("\u00a7", "\u00e9")
+    assert score(load_checkpoint(lstm_checkpoint), "\u20acT\u20ac").unknown_chars == ("\u20ac",)
