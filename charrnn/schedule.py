@@ -1,10 +1,14 @@
-"""The learning-rate schedule: linear warmup, then a cosine to a floor by steps or by time."""
+"""How the weights are updated: AdamW, and its learning-rate schedule (linear warmup, then a
+cosine to a floor by steps or by time)."""
 
 from __future__ import annotations
 
 import math
 
+import torch
+
 from .config import TrainConfig
+from .model import CharRNN, decays
 
 
 def schedule_progress(
@@ -33,3 +37,14 @@ def learning_rate(
     progress = schedule_progress(config, step, session_s, start_progress)
     floor = config.lr * config.min_lr_ratio
     return floor + 0.5 * (config.lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: CharRNN, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    # The checkpoint schema expects these two groups, in this order, on --resume.
+    decay = [p for p in model.parameters() if decays(p.shape)]
+    no_decay = [p for p in model.parameters() if not decays(p.shape)]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99), fused=device.type == "cuda")

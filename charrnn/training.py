@@ -16,47 +16,19 @@ import torch.nn.functional as F
 from . import __version__
 from .checkpoint import Checkpoint, save_checkpoint
 from .checkpoint_schema import damaged
-from .config import ModelConfig, TrainConfig, flag
+from .config import ModelConfig, TrainConfig
 from .data import Corpus, RandomWindows, StatefulWindows, check_split, split_ids, validation_streams
 from .device import autocast, resolve_device, use_bf16
-from .errors import CheckpointError, ConfigError, TrainingDiverged
+from .errors import CheckpointError, ConfigError
 from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
 from .finetune import InitialWeights
 from .memory import check_training_fits
-from .model import CharRNN, State, decays, detach_state, state_from_saved, state_to_cpu
+from .model import CharRNN, State, detach_state, state_from_saved, state_to_cpu
 from .run_dir import RunDirectory
 from .sampling import preview
-from .schedule import learning_rate, schedule_progress
+from .schedule import learning_rate, make_optimizer, schedule_progress
+from .validation import diverged_above, diverged_error, evaluate
 from .vocab import Vocab
-
-
-@torch.no_grad()
-def evaluate(
-    model: CharRNN, inputs: torch.Tensor, targets: torch.Tensor, chunk: int, bf16: bool
-) -> float:
-    """Mean loss (nats per character) over the whole validation streams, state carried."""
-    was_training = model.training
-    model.eval()
-    total = torch.zeros((), device=inputs.device, dtype=torch.float64)
-    state: State | None = None
-    for start in range(0, inputs.size(1), chunk):
-        x, y = inputs[:, start : start + chunk], targets[:, start : start + chunk]
-        with autocast(inputs.device, bf16):
-            logits, state = model(x, state)
-        total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum")
-    model.train(was_training)
-    return float(total) / targets.numel()
-
-
-def _make_optimizer(model: CharRNN, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    # The checkpoint schema expects these two groups, in this order, on --resume.
-    decay = [p for p in model.parameters() if decays(p.shape)]
-    no_decay = [p for p in model.parameters() if not decays(p.shape)]
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99), fused=device.type == "cuda")
 
 
 def _vocab_and_model_config(
@@ -88,28 +60,10 @@ def _vocab_and_model_config(
     return resume.vocab, resume.model_config
 
 
-def _diverged(what: str, value: float, step: int, last_path: Path) -> TrainingDiverged:
-    kept = (
-        f"the last good checkpoint is {last_path}"
-        if last_path.exists()
-        else "no checkpoint was written"
-    )
-    return TrainingDiverged(
-        f"training diverged: the {what} loss became {value:.4g} nats per char at step {step}; "
-        f"stopped, {kept}. Try a lower {flag('lr')} or {flag('grad_clip')}"
-    )
-
-
 def _log_every(device: torch.device) -> int:
     """Steps between reports: reading the loss back forces a host-device sync, so on a GPU
     it is read every few steps only."""
     return 1 if device.type == "cpu" else 25
-
-
-# Divergence: a training or validation loss above this many times ln(vocabulary size), the loss
-# of guessing uniformly, which is where every run starts. A run that is learning stays far
-# below it; one whose weights blew up (too high a --lr) goes far above, often to 1e15 or NaN.
-DIVERGED_FACTOR = 3.0
 
 
 class _Run:
@@ -138,7 +92,7 @@ class _Run:
         if resume is not None:
             self.lineage = resume.info.get("init_from")
         # A loss this far above guessing uniformly (ln V nats) is not learning: it is divergence.
-        self.diverged_above = max(DIVERGED_FACTOR * math.log(len(self.vocab)), 5.0)
+        self.diverged_above = diverged_above(len(self.vocab))
 
         torch.manual_seed(config.seed)
         self._load_data()
@@ -149,7 +103,7 @@ class _Run:
         elif init_from is not None:
             self.model.load_state_dict(init_from.weights)
         self.model.train()
-        self.optimizer = _make_optimizer(self.model, config, device)
+        self.optimizer = make_optimizer(self.model, config, device)
         self.step_fn = torch.compile(self.model) if config.compile else self.model
 
         self.step = 0
@@ -365,7 +319,7 @@ class _Run:
 
     def record_train_loss(self, mean_loss: float) -> None:
         if not self.healthy(mean_loss):
-            raise _diverged("training", mean_loss, self.step, self.last_path)
+            raise diverged_error("training", mean_loss, self.step, self.last_path)
         self.last_train_loss = mean_loss
 
     def evaluate(self, lr: float) -> EvalReport:
@@ -380,7 +334,7 @@ class _Run:
         if not self.healthy(val_loss):
             # The weights are already broken: stop before they reach best.pt or overwrite the
             # last good last.pt.
-            raise _diverged("validation", val_loss, self.step, self.last_path)
+            raise diverged_error("validation", val_loss, self.step, self.last_path)
         self.last_val_loss = val_loss
         improved = self.best_val_loss is None or val_loss < self.best_val_loss
         if improved:

@@ -18,7 +18,7 @@ from charrnn.checkpoint import (
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.errors import CheckpointError
 from charrnn.model import CharRNN, state_to_cpu
-from charrnn.training import _make_optimizer
+from charrnn.schedule import make_optimizer
 from charrnn.vocab import Vocab
 
 TEXT = "héllo — wörld 🙂\nabc"
@@ -56,7 +56,7 @@ def files_in(folder: Path) -> list[str]:
 
 def training_state(model: CharRNN, step: int = 12, streams: int = 4) -> dict:
     """What training saves in last.pt for resuming, after one optimizer step of `model`."""
-    optimizer = _make_optimizer(model, TrainConfig(), torch.device("cpu"))
+    optimizer = make_optimizer(model, TrainConfig(), torch.device("cpu"))
     logits, state = model(torch.zeros(streams, 3, dtype=torch.long))
     logits.sum().backward()
     optimizer.step()
