@@ -72,6 +72,7 @@ def test_cli_train_uses_cpu_defaults_for_its_threads(tmp_path, tiny_corpus, thre
     from charrnn.checkpoint import load_checkpoint
     from charrnn.cli import app
 
+    # --threads pins the count: left to choose, a busy machine would pick fewer (tested elsewhere).
     torch.set_num_threads(threads)  # the autouse fixture restores the previous count
     out = tmp_path / "run"
     result = CliRunner().invoke(
@@ -91,6 +92,8 @@ def test_cli_train_uses_cpu_defaults_for_its_threads(tmp_path, tiny_corpus, thre
             "16",
             "--sample-chars",
             "0",
+            "--threads",
+            str(threads),
             "-q",
         ],
     )
