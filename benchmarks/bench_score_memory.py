@@ -137,10 +137,13 @@ def run_case(
     """Score `path` in a child process; its peak memory, time, rows and samples over time."""
     command = [sys.executable, "-m", "charrnn", "score", str(path), "-q", *args.extra.split()]
     if args.checkpoint:
-        command += ["-c", args.checkpoint]
+        command += ["-c", str(Path(args.checkpoint).resolve())]
     env = {**os.environ, "PYTHONPATH": str(source), "OMP_NUM_THREADS": str(args.threads)}
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # In the source tree: `python -m` puts the working directory first on sys.path.
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=source
+    )
     counted = {"rows": -1, "bytes": 0, "last_row_s": None}  # the header is not a row
 
     def drain() -> None:
