@@ -344,7 +344,6 @@ class _Run:
             )
         else:
             self.evals_since_best += 1
-        self.save_last()
         self.last_eval_step = self.step
         metrics = {
             "step": self.step,
@@ -355,7 +354,10 @@ class _Run:
             "chars_per_s": round(self.chars_per_second(), 1),
             "lr": lr,
         }
+        # The metrics line goes before last.pt: a kill between the two then resumes from an
+        # earlier last.pt, which drops this line and logs it again. The other order lost it.
         self.run_dir.log_metrics(metrics)
+        self.save_last()
         assert self.best_val_loss is not None
         return EvalReport(
             self.step, val_loss, self.best_val_loss, improved, self.preview(), metrics

@@ -242,6 +242,38 @@ def test_resume_from_an_evaluation_step_drops_nothing_and_repeats_nothing(tmp_pa
     assert [m["step"] for m in read_metrics(tmp_path / "split")] == [4, 8, 12]
 
 
+class _Killed(BaseException):
+    """Stands for a kill -9: nothing after it runs, no handler catches it."""
+
+
+def test_a_death_right_after_an_evaluation_saves_last_pt_loses_no_metrics_line(
+    tmp_path, corpus, monkeypatch
+):
+    # An evaluation writes a metrics line and last.pt. A kill right after last.pt is written
+    # must find the step's metrics line already on disk: resuming from that last.pt keeps the
+    # lines up to its step and never writes this one again (a kill-9 chain in CI lost it).
+    config, model_config = fast(max_steps=12, eval_every=4), tiny_model("gru")
+    train(corpus, model_config, config, tmp_path / "whole")
+    save_last = train_module._Run.save_last
+
+    def die_after_saving_at_step_8(run):
+        save_last(run)
+        if run.step == 8:
+            raise _Killed
+
+    monkeypatch.setattr(train_module._Run, "save_last", die_after_saving_at_step_8)
+    with pytest.raises(_Killed):
+        train(corpus, model_config, config, tmp_path / "split")
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "split" / "last.pt").training_state["step"] == 8
+    train(corpus, None, config, tmp_path / "split",
+          resume=load_checkpoint(tmp_path / "split" / "last.pt"))  # fmt: skip
+
+    assert [(m["step"], m["val_loss"]) for m in read_metrics(tmp_path / "split")] == [
+        (m["step"], m["val_loss"]) for m in read_metrics(tmp_path / "whole")
+    ]
+
+
 def test_resume_may_extend_a_finished_run(tmp_path, corpus):
     out = tmp_path / "run"
     train(corpus, tiny_model("gru"), fast(max_steps=6, eval_every=3), out)
