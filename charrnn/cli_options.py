@@ -1,4 +1,6 @@
-"""Every option of the `charrnn` command, declared once as a Typer `Annotated` alias.
+"""The options of the `charrnn` command, each declared once as a Typer `Annotated` alias: the
+machinery, the options several commands share, and those of train and info (sample's are in
+cli_sample_options, score's in cli_score_options).
 
 The commands in cli.py list these aliases and nothing else (the fastapi-cli way). A parameter
 that sets a config field is named after the field, and its flag comes from `config.flag`, so
@@ -17,21 +19,16 @@ import typer
 
 from . import __version__
 from .config import (
-    AUTO_FP16_BYTES,
     CELLS,
-    CPU_BATCH_SIZE,
     CPU_MULTITHREAD_MODEL,
     DEVICE_DEFAULTS,
     DEVICE_HELP,
     FINETUNE_DEFAULTS,
-    GPU_BATCH_SIZE,
     PRECISIONS,
     SAMPLE_PRECISIONS,
     UNKNOWN_CHAR_POLICIES,
     WINDOWS,
     ModelConfig,
-    SampleConfig,
-    ScoreConfig,
     TrainConfig,
     flag,
 )
@@ -230,180 +227,4 @@ InfoCheckpoint = Annotated[
     typer.Argument(
         help="A checkpoint file or run directory (its best.pt). [default: the shipped model]"
     ),
-]
-
-# --- sample ---------------------------------------------------------------------------------
-
-SampleCheckpoint = Annotated[
-    Path | None,
-    typer.Argument(
-        metavar="CHECKPOINT",
-        show_default=False,
-        help="A checkpoint file or run directory, as with -c.",
-    ),
-]
-Length = Annotated[
-    int | None, _field(SampleConfig, "length", "Characters to generate per sample.", "-n")
-]
-Temperature = Annotated[
-    float | None,
-    _field(SampleConfig, "temperature", "Above 1 wilder, below 1 safer; must be > 0.", "-t"),
-]
-Greedy = Annotated[
-    bool,
-    typer.Option(
-        flag("greedy"),
-        help="Always take the most likely character (ignores -t, --top-k, --top-p).",
-    ),
-]
-TopK = Annotated[
-    int | None,
-    typer.Option(flag("top_k"), help="Draw only among the K most likely characters."),
-]
-TopP = Annotated[
-    float | None,
-    typer.Option(
-        flag("top_p"),
-        help="Draw only among the most likely characters that hold P of the probability, "
-        "0 < P <= 1.",
-    ),
-]
-Prime = Annotated[
-    str | None,
-    typer.Option(
-        flag("prime"),
-        "-p",
-        help="Text the model reads first; printed first (dimmed on a terminal).",
-    ),
-]
-SampleSeed = Annotated[
-    int | None,
-    typer.Option(
-        flag("seed"),
-        help="Same seed, checkpoint and device: same text. [default: random, shown on stderr]",
-    ),
-]
-NumSamples = Annotated[
-    int | None,
-    _field(
-        SampleConfig,
-        "num_samples",
-        "Samples made together as one batch (sample i uses seed + i), printed one after "
-        "another with a line '---' between them.",
-    ),
-]
-Stop = Annotated[
-    str | None,
-    typer.Option(
-        flag("stop"),
-        help="End a sample where this text appears; the stop text itself is not printed. "
-        "A blank line in bash: --stop $'\\n\\n'",
-    ),
-]
-Unknown = Annotated[
-    UnknownChars | None,
-    _field(
-        SampleConfig,
-        "unknown",
-        "Prime characters the model never saw: error, or skip them with a note.",
-    ),
-]
-SampleDevice = Annotated[str | None, _field(SampleConfig, "device", DEVICE_HELP)]
-SamplePrecisionOption = Annotated[
-    SamplePrecision | None,
-    _field(
-        SampleConfig,
-        "precision",
-        "Weights for CPU sampling; auto: fp16 for models over "
-        f"{AUTO_FP16_BYTES / 2**20:g} MB, where it is faster.",
-    ),
-]
-SampleJson = Annotated[
-    bool,
-    typer.Option(
-        "--json",
-        help="One JSON object per sample and line: text, prime, seed, logprob (natural log "
-        "under the plain softmax), chars, stopped.",
-    ),
-]
-
-# --- score ----------------------------------------------------------------------------------
-
-ScoreInput = Annotated[
-    str | None,
-    typer.Argument(
-        metavar="FILE|-",
-        show_default=False,
-        help="UTF-8 text to score; '-', or nothing while text is piped in, reads stdin.",
-    ),
-]
-ScoreBatchSize = Annotated[
-    int | None,
-    typer.Option(
-        flag("batch_size"),
-        help="Lines scored together in one padded batch (longest first). "
-        f"[default: {CPU_BATCH_SIZE} on a CPU, {GPU_BATCH_SIZE} on a GPU]",
-    ),
-]
-Context = Annotated[
-    str | None,
-    typer.Option(
-        flag("context"),
-        help="Text the model reads before each line (before the text with --whole); the first "
-        "character is predicted after it. [default: a newline] "
-        "Two newlines in bash: --context $'\\n\\n'",
-    ),
-]
-Whole = Annotated[
-    bool, typer.Option("--whole", help="Score the input as one text instead of line by line.")
-]
-Strict = Annotated[
-    bool,
-    typer.Option(
-        flag("strict"),
-        help="Characters the model never saw are an error, instead of skipped and counted as "
-        "unknown.",
-    ),
-]
-Sort = Annotated[
-    bool,
-    typer.Option(
-        "--sort",
-        help="Rank lines by bits per character, most probable (fewest bits) first; each keeps "
-        "its line number. Waits for every line to be scored before writing any.",
-    ),
-]
-ScoreJson = Annotated[
-    bool,
-    typer.Option(
-        "--json",
-        help="One JSON object per line (line, text, chars, unknown, logprob, log10prob, "
-        "bits_per_char, perplexity; null where nothing was scored), then one with "
-        '"total": true and the same figures.',
-    ),
-]
-Heatmap = Annotated[
-    bool,
-    typer.Option(
-        "--heatmap",
-        help="Also draw the text on stderr, each character coloured by its surprisal in bits, "
-        "with a legend (in colour where stderr is a terminal); stdout is unchanged.",
-    ),
-]
-ScorePrecision = Annotated[
-    Precision | None,
-    _field(ScoreConfig, "precision", "auto: bf16 autocast on CUDA, fp32 elsewhere."),
-]
-Streams = Annotated[
-    int | None,
-    typer.Option(
-        flag("streams"),
-        help="With --whole: score the text as N segments side by side, each after reading the "
-        f"{_default(ScoreConfig, 'warmup')} characters before it. Faster but approximate. "
-        "[default: 1, exact]",
-    ),
-]
-ScoreQuiet = Annotated[
-    bool,
-    typer.Option("--quiet", "-q", help="No notes on stderr: no total, warning or progress."),
 ]
