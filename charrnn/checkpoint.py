@@ -23,6 +23,7 @@ from .config import ModelConfig, TrainConfig, to_dict
 from .device import resolve_device
 from .errors import CheckpointError
 from .model import CharRNN
+from .runs import runs_hint
 from .vocab import Vocab
 
 # Test-only: seconds to pause inside every checkpoint write, so the kill -9 tests can land a
@@ -138,7 +139,7 @@ def resolve_checkpoint_path(
         also = " or last.pt" if file_name == "best.pt" else ""
         raise CheckpointError(f"run directory {path} has no {file_name}{also}")
     if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}{runs_hint(path)}")
     return path
 
 

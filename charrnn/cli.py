@@ -55,6 +55,7 @@ from .cli_options import (
     WindowsOption,
     given,
 )
+from .cli_runs import add_run_commands
 from .cli_sample_options import (
     Greedy,
     Length,
@@ -98,6 +99,7 @@ from .console import (
 )
 from .errors import ConfigError
 from .events import TrainStart
+from .metrics import val_losses
 from .output import (
     TABLE_MAX_ROWS,
     SampleWriter,
@@ -178,7 +180,8 @@ def train(
     for note in plan.notes:
         info(note)
     result, interrupt = _run_training(plan, overwrite=force, quiet=quiet)
-    err_console.print(train_summary(result, shlex.join(plan.resume_command)), soft_wrap=True)
+    summary = train_summary(result, shlex.join(plan.resume_command), val_losses(plan.out_dir))
+    err_console.print(summary, soft_wrap=True)
     if result.stop_reason == "interrupted":
         raise typer.Exit(interrupt.exit_code)
 
@@ -370,6 +373,9 @@ def _write_scores(
         writer.finish(total)
     if not quiet:
         info(score_summary(total, None if whole else count))
+
+
+add_run_commands(app)  # plot and runs
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from .config import (
     TrainConfig,
     flag,
 )
+from .plot import AGAINST
 from .resources import SHIPPED_MODELS
 
 
@@ -226,5 +227,55 @@ InfoCheckpoint = Annotated[
     Path | None,
     typer.Argument(
         help="A checkpoint file or run directory (its best.pt). [default: the shipped model]"
+    ),
+]
+
+# --- plot -----------------------------------------------------------------------------------
+
+AgainstChoice = _choices("AgainstChoice", AGAINST)
+PlotRuns = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        metavar="RUN...",
+        show_default=False,
+        help="Run directories (or their metrics.jsonl), drawn together.",
+    ),
+]
+Png = Annotated[
+    Path | None,
+    typer.Option(
+        "--png",
+        metavar="FILE",
+        help="Save the chart as a PNG instead (needs matplotlib: pip install 'charrnn[plot]').",
+    ),
+]
+Against = Annotated[
+    AgainstChoice,
+    typer.Option("--against", help="Loss against steps, elapsed training time, or both."),
+]
+ChartWidth = Annotated[
+    int | None,
+    typer.Option(
+        "--width", min=40, help="Columns of the chart. [default: the terminal's; 80 when piped]"
+    ),
+]
+ChartHeight = Annotated[int, typer.Option("--height", min=3, help="Rows of each chart.")]
+
+# --- runs -----------------------------------------------------------------------------------
+
+RunsDirectory = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="DIR",
+        show_default=False,
+        help="The directory that holds the runs. [default: runs]",
+    ),
+]
+RunsJson = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="One JSON object per run and line: run, corpus, model, parameters, steps, "
+        "best_val_loss, state, why, saved_at.",
     ),
 ]

@@ -20,6 +20,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from .chart import sparkline
 from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
 from .output import (
     CONTROL_PICTURES,
@@ -217,8 +218,10 @@ class TrainDisplay:
             self.console.print(f"[dim]{escape(event.sample.strip())}[/]", soft_wrap=True)
 
 
-def train_summary(result: TrainResult, resume_hint: str) -> str:
-    """The one-line (plus hint) summary printed at the end of a run, as Rich markup."""
+def train_summary(result: TrainResult, resume_hint: str, val_losses: Sequence[float] = ()) -> str:
+    """The summary printed at the end of a run, as Rich markup: one line, a sparkline of the
+    val losses (the run's whole history, from metrics.jsonl) where there are two or more, and
+    the command to resume or sample."""
     out: Path = result.out_dir
     if result.best_val_loss is None:
         best = "no evaluation yet"
@@ -234,6 +237,11 @@ def train_summary(result: TrainResult, resume_hint: str) -> str:
         f"done at step {result.step} ({reason}) in {format_duration(result.elapsed_s)}, "
         f"{result.chars_per_second:,.0f} chars/s: {best}; checkpoints in {out}/"
     )
+    if len(val_losses) >= 2:
+        line += (
+            f"\nval loss {sparkline(val_losses)} {val_losses[0]:.4f} -> {val_losses[-1]:.4f} "
+            f"over {len(val_losses)} evaluations"
+        )
     if result.stop_reason == "interrupted":
         return escape(line) + f"\nresume with: [bold]{escape(resume_hint)}[/]"
     # Name only a checkpoint that exists: the run directory means its best.pt.

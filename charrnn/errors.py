@@ -37,3 +37,7 @@ class TrainingDiverged(CharRNNError):
 
 class ResourceError(CharRNNError):
     """The machine lacks what a run needs (memory), found before anything is allocated."""
+
+
+class MissingExtra(CharRNNError):
+    """An optional feature whose package is not installed; the message names the pip extra."""

@@ -69,6 +69,24 @@ class RunDirectory:
             self.release()
             raise
 
+    def holder(self) -> str | None:
+        """The PID of the live process that holds the directory's lock (a running charrnn
+        train), or None. It asks with a shared lock, taken and dropped at once: a train starting
+        in those microseconds would be refused as if this process held the run."""
+        if fcntl is None:  # pragma: no cover - platform dependent
+            return None
+        try:
+            handle = open(self.path / LOCK_NAME, encoding="utf-8")  # noqa: SIM115
+        except OSError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return handle.read().strip() or "unknown"
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return None
+
     def release(self) -> None:
         if self._lock is not None:
             self._lock.close()  # closing the descriptor drops the lock

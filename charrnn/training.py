@@ -122,6 +122,7 @@ class _Run:
                 saved_config = resume.train_config or config
                 self.start_progress = schedule_progress(saved_config, self.step, self.prior_elapsed)
         self.last_eval_step = self.step if resume else -1
+        self.stop_reason: str | None = None  # set as the run ends
         self.session_start_step = self.step
         self.session_start = self.last_saved = time.perf_counter()
 
@@ -206,6 +207,8 @@ class _Run:
             "charrnn_version": __version__,
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **({"init_from": self.lineage} if self.lineage else {}),
+            # Why the run ended, in the last.pt saved as it ends (`charrnn runs` reads it).
+            **({"stop_reason": self.stop_reason} if self.stop_reason else {}),
         }
 
     def healthy(self, loss: float) -> bool:
@@ -458,11 +461,14 @@ def _train_loop(
         # show where the run really ended.
         run.record_train_loss(float(loss_sum) / loss_count)
         emit(run.step_report(lr))
+    run.stop_reason = stop_reason
     if stop_reason == "interrupted":
         run.save_last()
     elif run.last_eval_step != run.step:
         # Stopped by the clock between evaluations: evaluate once more so nothing is lost.
         emit(run.evaluate(run.learning_rate()))
+    else:
+        run.save_last()  # the same state as the evaluation's save, now with why it ended
     result = run.result(stop_reason)
     emit(result)
     return result
