@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -36,6 +37,7 @@ from .cli_options import (
     LearningRate,
     MaxSteps,
     MaxTime,
+    OptionalValues,
     Out,
     Patience,
     Quiet,
@@ -43,6 +45,7 @@ from .cli_options import (
     SampleChars,
     SaveEvery,
     SeqLen,
+    TensorBoard,
     Threads,
     TrainDevice,
     TrainPrecision,
@@ -130,7 +133,7 @@ def _main_options(version: VersionOption = None) -> None:
     """Character-level RNN language models: train, sample and score text."""
 
 
-@app.command()
+@app.command(cls=OptionalValues)
 @friendly_errors
 def train(
     corpus: Corpus = None,
@@ -162,6 +165,7 @@ def train(
     precision: TrainPrecision = None,
     compile: Compile = None,
     threads: Threads = None,
+    tensorboard: TensorBoard = None,
     quiet: TrainQuiet = False,
 ) -> None:
     """Train a character-level language model on UTF-8 text."""
@@ -179,24 +183,33 @@ def train(
     )
     for note in plan.notes:
         info(note)
-    result, interrupt = _run_training(plan, overwrite=force, quiet=quiet)
+    board = None
+    if tensorboard is not None:  # "": the default place
+        from .tensorboard_log import TensorBoardLog, default_log_dir
+
+        board = TensorBoardLog(tensorboard or default_log_dir(plan.out_dir))
+        info(f"tensorboard: {board.log_dir} (view with: tensorboard --logdir {board.log_dir})")
+    result, interrupt = _run_training(plan, overwrite=force, quiet=quiet, also=board)
     summary = train_summary(result, shlex.join(plan.resume_command), val_losses(plan.out_dir))
     err_console.print(summary, soft_wrap=True)
     if result.stop_reason == "interrupted":
         raise typer.Exit(interrupt.exit_code)
 
 
-def _run_training(plan: Any, overwrite: bool, quiet: bool) -> tuple[Any, Any]:
-    """Train as planned with the live display, stopping politely on a signal."""
+def _run_training(plan: Any, overwrite: bool, quiet: bool, also: Any = None) -> tuple[Any, Any]:
+    """Train as planned with the live display (and `also`, a context manager that takes every
+    event too), stopping politely on a signal."""
     from .interrupt import GracefulInterrupt
     from .training import train as run_training
 
-    with GracefulInterrupt() as interrupt, TrainDisplay(quiet=quiet) as show:
+    with GracefulInterrupt() as interrupt, TrainDisplay(quiet=quiet) as show, also or nullcontext():
 
         def display(event: Any) -> None:
             if isinstance(event, TrainStart) and plan.threads is not None and not quiet:
                 info(f"cpu threads: {plan.threads.reason}")  # once the data has passed its checks
             show(event)
+            if also is not None:
+                also(event)
 
         result = run_training(
             plan.corpus,

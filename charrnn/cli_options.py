@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from . import __version__
 from .config import (
@@ -79,6 +80,34 @@ def given(values: dict[str, Any], cls: type) -> dict[str, Any]:
         for name, value in values.items()
         if name in fields and value is not None and value is not False
     }
+
+
+# Options whose value may be left out: `--tensorboard` alone means its default, `--tensorboard
+# DIR` a directory. Typer cannot declare that, so commands that have one rewrite a bare one to
+# `--tensorboard=` before parsing: given bare, such an option's value is "". A value is taken
+# when the next argument does not start with "-", so a bare one goes after positionals.
+OPTIONAL_VALUE_OPTIONS = ("--tensorboard", "--novelty")
+
+
+def fill_optional_values(
+    args: list[str], names: tuple[str, ...] = OPTIONAL_VALUE_OPTIONS
+) -> list[str]:
+    """`args` with each bare option of `names` given as `--name=` (its value left empty)."""
+    filled = []
+    for index, arg in enumerate(args):
+        if arg == "--":
+            return filled + args[index:]
+        following = args[index + 1] if index + 1 < len(args) else None
+        bare = following is None or (following.startswith("-") and following != "-")
+        filled.append(arg + "=" if arg in names and bare else arg)
+    return filled
+
+
+class OptionalValues(TyperCommand):
+    """A command with options of OPTIONAL_VALUE_OPTIONS (see fill_optional_values)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, fill_optional_values(args))
 
 
 def _print_version(value: bool) -> None:
@@ -217,6 +246,17 @@ Threads = Annotated[
         min=1,
         help="CPU threads. [default: one per free core, at most torch's count; "
         "OMP_NUM_THREADS is respected]",
+    ),
+]
+TensorBoard = Annotated[
+    str | None,
+    typer.Option(
+        "--tensorboard",
+        metavar="[DIR]",
+        show_default=False,
+        help="Also write the metrics as TensorBoard event files, in DIR or, given alone (after "
+        "CORPUS), in the run directory's tensorboard/ (needs the tensorboard package: pip "
+        "install 'charrnn[tensorboard]').",
     ),
 ]
 TrainQuiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")]
