@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -59,9 +58,13 @@ from .cli_options import (
     given,
 )
 from .cli_runs import add_run_commands
+from .cli_sample import NoveltyReport, check_sample_modes, write_beam, write_samples
 from .cli_sample_options import (
+    Beam,
     Greedy,
+    Interactive,
     Length,
+    Novelty,
     NumSamples,
     Prime,
     SampleCheckpoint,
@@ -95,7 +98,6 @@ from .console import (
     TrainDisplay,
     err_console,
     info,
-    sample_status,
     score_summary,
     train_summary,
     warn,
@@ -105,7 +107,6 @@ from .events import TrainStart
 from .metrics import val_losses
 from .output import (
     TABLE_MAX_ROWS,
-    SampleWriter,
     ScoreWriter,
     checkpoint_rows,
     render_for_terminal,
@@ -240,7 +241,7 @@ def info_command(checkpoint: InfoCheckpoint = None) -> None:
     stdout.flush()
 
 
-@app.command("sample")
+@app.command("sample", cls=OptionalValues)
 @friendly_errors
 def sample_command(
     run: SampleCheckpoint = None,
@@ -257,32 +258,41 @@ def sample_command(
     unknown: Unknown = None,
     device: SampleDevice = None,
     precision: SamplePrecisionOption = None,
+    beam: Beam = None,
+    novelty: Novelty = None,
+    interactive: Interactive = False,
     as_json: SampleJson = False,
     quiet: Quiet = False,
 ) -> None:
-    """Generate text from a trained model, streamed to stdout as it is made."""
-    config = SampleConfig(**given(locals(), SampleConfig))
+    """Generate text from a trained model, streamed to stdout as it is made.
+
+    \b
+    Examples:
+      charrnn sample -n 300 --prime $'ROMEO.\\n' --seed 1
+      charrnn sample runs/my_text --num-samples 4 --stop $'\\n\\n' --json
+      charrnn sample --beam 8 -n 200 --novelty
+      charrnn sample runs/my_text --interactive
+    """
+    options = given(locals(), SampleConfig)
+    config = SampleConfig(**options)
+    check_sample_modes(options, beam, interactive, as_json)
     stdout = stdout_or_error()
     from .checkpoint import load_model
-    from .sampling import Generation
 
     note = None if quiet else info
     loaded = load_model(_one_checkpoint(run, checkpoint), config.device, on_note=note)
-    generation = Generation(loaded.model, loaded.vocab, config)
-    if generation.skipped_note:
-        warn(generation.skipped_note)
-    if not quiet:
-        weights = f"{loaded.model_config.shape}, {generation.precision} weights"
-        info(sample_status(loaded.path, weights, str(generation.device), generation.seeds))
-    writer = SampleWriter(stdout, generation.prime, as_json=as_json)
-    started = time.perf_counter()
-    writer.start()
-    for piece in generation:
-        writer.piece(piece)
-    writer.finish(generation.samples)
-    if not quiet:
-        chars, seconds = sum(s.chars for s in generation.samples), time.perf_counter() - started
-        info(f"{chars:,} characters in {seconds:.2f} s ({chars / max(seconds, 1e-9):,.0f} chars/s)")
+    report = None if novelty is None else NoveltyReport(novelty, loaded.info, quiet)
+    if interactive:
+        from .cli_interactive import run_interactive
+
+        return run_interactive(loaded, config, report)
+    annotate = report.fields if report else None
+    if beam is not None:
+        samples = write_beam(loaded, config, beam, stdout, as_json, quiet, annotate)
+    else:
+        samples = write_samples(loaded, config, stdout, as_json, quiet, annotate)
+    if report is not None:
+        report.report(samples)
 
 
 def _one_checkpoint(positional: Any, option: Any) -> Any:

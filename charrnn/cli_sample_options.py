@@ -105,3 +105,37 @@ SampleJson = Annotated[
         "under the plain softmax), chars, stopped.",
     ),
 ]
+Beam = Annotated[
+    int | None,
+    typer.Option(
+        "--beam",
+        metavar="K",
+        min=1,
+        help="The most likely continuation, by beam search of width K, instead of a random "
+        "draw: conservative, like a low temperature (--beam 1 is --greedy). --length, --stop "
+        "and --json apply, and --num-samples N gives the N best (N <= K); -t, --top-k, "
+        "--top-p, --greedy and --seed do not apply.",
+    ),
+]
+Novelty = Annotated[
+    str | None,
+    typer.Option(
+        "--novelty",
+        metavar="[CORPUS]",
+        show_default=False,
+        help="After each sample, on stderr (and in --json), the longest span of it found "
+        "verbatim in CORPUS and the share of its 20-character windows found there. Given alone "
+        "(after CHECKPOINT), the text the model was trained on, where it is at hand. The "
+        "corpus's index is built once and cached (in ~/.cache/charrnn, or $CHARRNN_CACHE_DIR).",
+    ),
+]
+Interactive = Annotated[
+    bool,
+    typer.Option(
+        "--interactive",
+        "-i",
+        help="A prompt on a terminal: type a prime, see it continued, again and again with the "
+        "model loaded; :help lists the commands (:t 0.5, :n 300, :k 40, :p 0.9, :seed 3). "
+        "Ctrl-C stops a continuation, Ctrl-D quits.",
+    ),
+]

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console, RenderableType
@@ -49,8 +49,15 @@ class SampleWriter:
     is written as soon as it and every sample before it have ended, so --stop's early finishers
     need not wait for the whole batch."""
 
-    def __init__(self, stream: TextIO, prime: str, as_json: bool = False):
+    def __init__(
+        self,
+        stream: TextIO,
+        prime: str,
+        as_json: bool = False,
+        annotate: Callable[[Sample], dict[str, Any]] | None = None,
+    ):
         self.stream, self.prime, self.as_json = stream, prime, as_json
+        self.annotate = annotate  # more fields for a sample's JSON object
         self.styled = styled_output(stream)
         self.last_char = ""
         self.written = 0  # samples written, in order
@@ -92,6 +99,7 @@ class SampleWriter:
                 "logprob": sample.logprob,
                 "chars": sample.chars,
                 "stopped": sample.stopped,
+                **(self.annotate(sample) if self.annotate else {}),
             }
             self._write(json.dumps(record, ensure_ascii=False) + "\n")
         elif index > 0:  # the first one was streamed piece by piece

@@ -60,7 +60,7 @@ class Sample:
 
     text: str
     prime: str
-    seed: int
+    seed: int | None  # None: not drawn at random (beam search)
     logprob: float
     stopped: bool  # ended by the stop text rather than by the length
 

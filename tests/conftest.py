@@ -80,6 +80,31 @@ def make_checkpoint(
     return save_checkpoint(path, model, vocab, TrainConfig(), {"step": 0, "corpus": ["tiny.txt"]})
 
 
+def make_chain_checkpoint(path: Path, cycle: str, text: str = TINY_TEXT) -> Path:
+    """A model over `text`'s vocabulary that continues each character of `cycle` with the next
+    one (round the cycle) and every other character with cycle[0], all but certainly: a
+    1-layer RNN whose state is the last character (one-hot) and whose head maps it on."""
+    vocab = Vocab.from_text(text + cycle)
+    size = len(vocab)
+    config = ModelConfig(
+        vocab_size=size, cell="rnn", num_layers=1, hidden_size=size, embedding_size=size,
+        dropout=0.0,
+    )  # fmt: skip
+    model = CharRNN(config)
+    following = torch.zeros(size, size)
+    for char in vocab.chars:
+        position = cycle.find(char)
+        after = cycle[(position + 1) % len(cycle)] if position >= 0 else cycle[0]
+        following[vocab.index[after], vocab.index[char]] = 1.0
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()
+        model.embedding.weight.copy_(torch.eye(size))
+        model.core.weight_ih_l0.copy_(10 * torch.eye(size))  # h = tanh(10 e_c), about e_c
+        model.head.weight.copy_(20 * following)  # the next character: p > 0.9999
+    return save_checkpoint(path, model, vocab, TrainConfig(), {"step": 0, "corpus": ["chain"]})
+
+
 def make_run(out_dir: Path, corpus: Path, cell: str = "lstm", steps: int = 2) -> Path:
     """A tiny run trained for `steps` on `corpus` (stateful windows, 4 streams); its last.pt."""
     from charrnn.data import read_corpus
