@@ -78,6 +78,7 @@ from .cli_sample_options import (
     TopP,
     Unknown,
 )
+from .cli_score import check_top, write_scores, write_top
 from .cli_score_options import (
     Context,
     Heatmap,
@@ -89,33 +90,26 @@ from .cli_score_options import (
     Sort,
     Streams,
     Strict,
+    Top,
     Whole,
 )
 from .config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
 from .console import (
-    HeatmapWriter,
-    ScoreProgress,
     TrainDisplay,
     err_console,
     info,
-    score_summary,
     train_summary,
-    warn,
 )
 from .errors import ConfigError
 from .events import TrainStart
 from .metrics import val_losses
 from .output import (
-    TABLE_MAX_ROWS,
-    ScoreWriter,
     checkpoint_rows,
-    render_for_terminal,
-    score_table,
     silence_stdout,
 )
 
 if TYPE_CHECKING:  # only for annotations: importing it would import torch, slowing --help
-    from .score_input import TextInput
+    pass
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -317,6 +311,7 @@ def score_command(
     heatmap: Heatmap = False,
     precision: ScorePrecision = None,
     streams: Streams = None,
+    top: Top = None,
     quiet: ScoreQuiet = False,
 ) -> None:
     """Score text: how probable it is under the model, in bits per character and perplexity.
@@ -336,66 +331,17 @@ def score_command(
     config = ScoreConfig(**given(locals(), ScoreConfig))
     if streams is not None and not whole:
         raise ConfigError("--streams applies to --whole only")
+    check_top(top, sort=sort, heatmap=heatmap, streams=streams)
     stdout_or_error()
     from .checkpoint import load_model
     from .score_input import open_text_input
 
     with open_text_input(file) as text:  # read as it is scored, never whole
         loaded = load_model(checkpoint, device or "auto", on_note=None if quiet else info)
-        _write_scores(loaded, text, config, whole, sort, as_json, heatmap, quiet)
-
-
-def _write_scores(
-    loaded: Any,
-    text: TextInput,
-    config: ScoreConfig,
-    whole: bool,
-    sort: bool,
-    as_json: bool,
-    heatmap: bool,
-    quiet: bool,
-) -> None:
-    """Score and write: rows go out block by block, in input order, as soon as they are final.
-    Ranking them and the terminal's table need every line first, so they keep each row's
-    figures and text (the table only up to TABLE_MAX_ROWS rows: beyond, rows are written)."""
-    from .scoring import rank_by_bits, score_stream, summarize
-    from .vocab import describe_skipped
-
-    table = not as_json and sys.stdout.isatty()
-    writer, heatmap_writer = ScoreWriter(sys.stdout, as_json), HeatmapWriter() if heatmap else None
-    kept: list[Any] = []  # the rows --sort or the table waits for
-    total, count = summarize([]), 0
-    with ScoreProgress(quiet, expected=text.size) as progress:
-        on_chars = None if heatmap_writer is None else heatmap_writer.piece
-        blocks = score_stream(
-            loaded, text, config, whole=whole, on_progress=progress, on_chars=on_chars
-        )
-        for block in blocks:
-            kept.extend((None if whole else n, s) for n, s in enumerate(block, count + 1))
-            count, total = count + len(block), summarize([total, *block])
-            table = table and count <= TABLE_MAX_ROWS  # past it, a terminal gets rows too
-            if not (sort or table):
-                writer.rows(kept)
-                kept = []
-    if not count:
-        if not quiet:
-            info("the input is empty: nothing to score")
-        return
-    if heatmap_writer is not None:
-        heatmap_writer.finish()
-    if total.unknown and not quiet:
-        unseen = describe_skipped(total.unknown, total.unknown_chars)
-        warn(f"{unseen} (--strict makes them an error)")
-    rows = rank_by_bits(kept) if sort else kept
-    if table:
-        sys.stdout.write(render_for_terminal(score_table(rows, total), sys.stdout))
-        sys.stdout.flush()
-    else:
-        if rows:
-            writer.rows(rows)
-        writer.finish(total)
-    if not quiet:
-        info(score_summary(total, None if whole else count))
+        if top is not None:
+            write_top(loaded, text, top, config, as_json, quiet)
+        else:
+            write_scores(loaded, text, config, whole, sort, as_json, heatmap, quiet)
 
 
 add_run_commands(app)  # plot and runs

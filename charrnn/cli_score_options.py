@@ -90,3 +90,15 @@ ScoreQuiet = Annotated[
     bool,
     typer.Option("--quiet", "-q", help="No notes on stderr: no total, warning or progress."),
 ]
+Top = Annotated[
+    int | None,
+    typer.Option(
+        "--top",
+        metavar="N",
+        min=1,
+        help="Instead of scores: for each position of the text (read as one, after --context), "
+        "the N characters the model expected next with their probabilities, and the "
+        "probability and rank of the one that came. A table on a terminal, rows when piped, "
+        "or --json.",
+    ),
+]

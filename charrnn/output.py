@@ -160,6 +160,11 @@ _TSV_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 0x7F)} | {
 }
 
 
+def tsv_cell(text: str) -> str:
+    """Text as one tab-separated cell: tabs, newlines and control characters escaped."""
+    return text.translate(_TSV_ESCAPES)
+
+
 TSV_HEADER = "\t".join(("line", *SCORE_FIELDS, "text")) + "\n"
 
 
