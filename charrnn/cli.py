@@ -114,9 +114,9 @@ if TYPE_CHECKING:  # only for annotations: importing it would import torch, slow
 app = typer.Typer(
     cls=OneLineErrors,
     name="charrnn",
-    help="Character-level RNN language models: train, sample and score text.",
+    help="Character-level RNN language models: train, sample and score text; plot and list runs.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion and --show-completion (bash, zsh, fish)
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -125,7 +125,7 @@ app = typer.Typer(
 
 @app.callback()
 def _main_options(version: VersionOption = None) -> None:
-    """Character-level RNN language models: train, sample and score text."""
+    """Character-level RNN language models: train, sample and score text; plot and list runs."""
 
 
 @app.command(cls=OptionalValues)
@@ -163,7 +163,14 @@ def train(
     tensorboard: TensorBoard = None,
     quiet: TrainQuiet = False,
 ) -> None:
-    """Train a character-level language model on UTF-8 text."""
+    """Train a character-level language model on UTF-8 text.
+
+    \b
+    Examples:
+      charrnn train my_text.txt --max-time 180
+      charrnn train my_text.txt --tensorboard
+      charrnn train --resume runs/my_text
+    """
     options = locals()  # parameters named after config fields go to that config
     from .plan import plan_run
 
@@ -223,7 +230,12 @@ def _run_training(plan: Any, overwrite: bool, quiet: bool, also: Any = None) -> 
 @app.command("info")
 @friendly_errors
 def info_command(checkpoint: InfoCheckpoint = None) -> None:
-    """Describe a checkpoint: model, sizes, training and corpus."""
+    """Describe a checkpoint: model, sizes, training and corpus.
+
+    \b
+    Example:
+      charrnn info runs/my_text
+    """
     from .checkpoint import load_checkpoint, resolve_checkpoint_path
     from .resources import default_checkpoint_path
 
@@ -327,6 +339,12 @@ def score_command(
     they are scored, in input order, so `| head` answers at once; --sort and the terminal's
     table wait for every line. The total is also written to stderr. Empty input: no rows, a
     note on stderr, exit 0.
+
+    \b
+    Examples:
+      echo "To be, or not to be" | charrnn score -c runs/my_text
+      charrnn score sonnet.txt --sort | head
+      echo "To be, or not" | charrnn score --top 5
     """
     config = ScoreConfig(**given(locals(), ScoreConfig))
     if streams is not None and not whole:

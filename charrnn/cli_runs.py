@@ -29,8 +29,11 @@ def plot_command(
     width: ChartWidth = None,
     height: ChartHeight = 12,
 ) -> None:
-    """Draw the loss curves of one or more runs: train (dotted) and val (solid) loss against
-    steps and against training time, right in the terminal, or as a PNG with --png.
+    """Draw the loss curves of runs, in the terminal or as a PNG.
+
+    Train (dotted) and val (solid) loss against steps and against training time, for one or
+    more runs, drawn with braille characters on stdout (in colour on a terminal), or saved as
+    a PNG with --png.
 
     \b
     Examples:
@@ -52,8 +55,10 @@ def plot_command(
 
 
 def runs_command(directory: RunsDirectory = None, as_json: RunsJson = False) -> None:
-    """List the runs under a directory: corpus, model, parameters, steps, best val loss, state
-    (finished, interrupted: --resume continues it, or running now) and when last saved.
+    """List the runs under a directory and how far each got.
+
+    Each run's corpus, model, parameters, steps, best val loss, state (finished; interrupted,
+    which --resume continues; or running now) and when it was last saved.
 
     A table on a terminal, tab-separated rows when piped, or --json. Newest first.
 

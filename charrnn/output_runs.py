@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TextIO
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -57,6 +59,19 @@ def _when(record: RunRecord) -> str:
     return record.saved_at.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
+def _ago(record: RunRecord, now: datetime | None = None) -> str:
+    """When, for people: '5 min ago', '3 h ago', '2 days ago', then the date."""
+    if record.saved_at is None:
+        return "-"
+    seconds = ((now or datetime.now(timezone.utc)) - record.saved_at).total_seconds()
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("min", 60), ("h", 3600), ("days", 86400)):
+        if seconds < size * (60 if unit == "min" else 24 if unit == "h" else 7):
+            return f"{int(seconds // size)} {unit} ago"
+    return record.saved_at.astimezone().strftime("%Y-%m-%d")
+
+
 def _cells(record: RunRecord) -> list[str]:
     def shown(value: object, spec: str = "") -> str:
         return "-" if value is None else format(value, spec).translate(CONTROL_PICTURES)
@@ -74,21 +89,29 @@ def _cells(record: RunRecord) -> list[str]:
 
 
 def runs_table(records: Sequence[RunRecord]) -> Table:
-    table = Table(header_style="bold", expand=False)
+    """For a terminal, in 80 columns: runs by name (under the directory listed), the state in
+    colour (a running one with its PID); parameters and why a run ended are in the rows a pipe
+    or --json gets."""
+    table = Table(
+        header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+        show_edge=False,
+    )  # fmt: skip
     right = {"justify": "right", "no_wrap": True}
-    table.add_column("run", overflow="fold")
-    table.add_column("corpus", overflow="ellipsis", max_width=24)
+    table.add_column("run", no_wrap=True, overflow="ellipsis", min_width=6)
+    table.add_column("corpus", overflow="ellipsis", max_width=20, no_wrap=True)
     table.add_column("model", no_wrap=True)
-    table.add_column("params", **right)
     table.add_column("steps", **right)
     table.add_column("best val", **right)
-    table.add_column("state")
+    table.add_column("state", no_wrap=True)
     table.add_column("saved", no_wrap=True)
     colours = {"finished": "green", "interrupted": "yellow", "running": "bold cyan"}
     for record in records:
-        cells = _cells(record)
-        cells[6] = Text(cells[6], style=colours[record.state])  # type: ignore[call-overload]
-        table.add_row(*cells)
+        _, corpus, model, _, steps, best, _, _ = _cells(record)
+        state = Text(record.state, style=colours[record.state])
+        if record.state == "running":
+            state.append(f" {record.why}", style="dim")  # its PID
+        name = record.name.translate(CONTROL_PICTURES)
+        table.add_row(name, corpus, model, steps, best, state, _ago(record))
     return table
 
 

@@ -18,7 +18,7 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig, flag
 from charrnn.plan import DEMO_MAX_TIME_S, plan_run
 
-COMMANDS = ["train", "sample", "score", "info"]
+COMMANDS = ["train", "sample", "score", "info", "plot", "runs"]
 
 
 def test_help_and_version_do_not_import_torch():

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from conftest import cli, make_checkpoint, make_run, write
+from rich.console import Console
 
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import read_corpus
+from charrnn.output_runs import _ago, runs_table
 from charrnn.run_dir import RunDirectory
-from charrnn.runs import _ended, list_runs
+from charrnn.runs import RunRecord, _ended, list_runs
 from charrnn.training import train
 
 
@@ -115,3 +120,26 @@ def test_a_missing_checkpoint_with_no_runs_says_how_to_make_one(tmp_path, monkey
     result = cli("score", "-c", "nothing.pt", input="hello\n")
     assert result.exit_code == 1
     assert "no runs found under runs/ (charrnn train makes one)" in result.stderr
+
+
+def test_the_terminal_table_fits_80_columns_and_keeps_names_whole(tmp_path, tiny_corpus):
+    make_run(tmp_path / "runs" / "sonnets-gru-2x256", tiny_corpus, steps=2)
+    interrupted_run(tmp_path / "runs" / "plays", tiny_corpus)
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    console.print(runs_table(list_runs(tmp_path / "runs")))
+    lines = console.file.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    text = "\n".join(lines)
+    assert "sonnets-gru-2x256" in text and "tiny.txt" in text and "LSTM 2x16" in text
+    assert "finished" in text and "interrupted" in text and "just now" in text
+
+
+def test_when_reads_as_time_ago_then_as_a_date():
+    saved = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    record = RunRecord(Path("r"), None, None, None, None, None, "finished", "", saved)
+    ago = [_ago(record, saved + delta) for delta in (
+        timedelta(seconds=5), timedelta(minutes=5), timedelta(hours=3), timedelta(days=2),
+        timedelta(days=30),
+    )]  # fmt: skip
+    assert ago[:4] == ["just now", "5 min ago", "3 h ago", "2 days ago"]
+    assert ago[4] == saved.astimezone().strftime("%Y-%m-%d")

@@ -20,15 +20,16 @@ def command_options(name: str) -> set[str]:
     return {opt for param in command.params for opt in param.opts if opt.startswith("--")}
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "score"])
+@pytest.mark.parametrize("command", ["train", "sample", "score", "plot", "runs"])
 def test_every_option_is_in_the_readme(command):
     missing = [opt for opt in command_options(command) - {"--help"} if f"`{opt}" not in README]
     assert not missing, f"charrnn {command} options missing from README.md: {missing}"
 
 
 def test_every_option_the_readme_names_exists():
-    known = set().union(*(command_options(c) for c in ("train", "sample", "score", "info")))
-    known |= {"--help", "--version", "--index-url"}  # --index-url: pip's, in the install note
+    known = set().union(*(command_options(c) for c in get_command(app).commands))
+    known |= {opt for param in get_command(app).params for opt in param.opts}  # --version, ...
+    known |= {"--help", "--index-url", "--logdir"}  # pip's, in the install note; tensorboard's
     ours = "\n".join(line for line in README.splitlines() if "benchmarks/" not in line)
     named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", ours))
     assert named <= known, f"README.md names options charrnn does not have: {named - known}"
