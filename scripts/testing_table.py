@@ -17,7 +17,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Files that also hold tests of ordinary use: only their tests of bad input are listed.
-MIXED_FILES = {"tests/test_checkpoint.py", "tests/test_cli_train.py", "tests/test_cli_corpus.py"}
+LOOK_FILES = [  # plot, runs, tensorboard, beam, novelty, --top, the prompt, help
+    "tests/test_plot.py",
+    "tests/test_cli_runs.py",
+    "tests/test_tensorboard.py",
+    "tests/test_beam.py",
+    "tests/test_novelty.py",
+    "tests/test_top.py",
+    "tests/test_interactive.py",
+    "tests/test_cli_help.py",
+]
+MIXED_FILES = {
+    "tests/test_checkpoint.py",
+    "tests/test_cli_train.py",
+    "tests/test_cli_corpus.py",
+    *LOOK_FILES,
+}
 BAD_INPUT_WORDS = ("error", "refus", "damaged", "bad", "nonsense", "one line", "usage", "unsafe",
                    "invalid", "never", "missing", "not a", "diverg", "non finite", "fail")  # fmt: skip
 # The files that attack the tool, in the order the table lists them.
@@ -32,6 +47,7 @@ FAULT_FILES = [
     "tests/test_checkpoint.py",
     "tests/test_cli_train.py",
     "tests/test_cli_corpus.py",
+    *LOOK_FILES,
 ]
 HEADER = """# What the tests attack
 
