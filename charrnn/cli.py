@@ -185,17 +185,21 @@ def train(
     )
     for note in plan.notes:
         info(note)
-    board = None
-    if tensorboard is not None:  # "": the default place
-        from .tensorboard_log import TensorBoardLog, default_log_dir
-
-        board = TensorBoardLog(tensorboard or default_log_dir(plan.out_dir))
-        info(f"tensorboard: {board.log_dir} (view with: tensorboard --logdir {board.log_dir})")
+    board = None if tensorboard is None else _tensorboard_log(tensorboard, plan.out_dir)
     result, interrupt = _run_training(plan, overwrite=force, quiet=quiet, also=board)
     summary = train_summary(result, shlex.join(plan.resume_command), val_losses(plan.out_dir))
     err_console.print(summary, soft_wrap=True)
     if result.stop_reason == "interrupted":
         raise typer.Exit(interrupt.exit_code)
+
+
+def _tensorboard_log(log_dir: str, out_dir: Any) -> Any:
+    """The TensorBoard writer of --tensorboard [DIR] ("" for the run directory's)."""
+    from .tensorboard_log import TensorBoardLog, default_log_dir
+
+    board = TensorBoardLog(log_dir or default_log_dir(out_dir))
+    info(f"tensorboard: {board.log_dir} (view with: tensorboard --logdir {board.log_dir})")
+    return board
 
 
 def _run_training(plan: Any, overwrite: bool, quiet: bool, also: Any = None) -> tuple[Any, Any]:

@@ -29,6 +29,8 @@ def run_interactive(loaded: Any, config: SampleConfig, report: Any = None) -> No
     where = loaded.path or "the shipped model"
     info(f"{where} ({loaded.model_config.shape}): type a prime and Enter; :help for commands")
     info(f"now: {session.describe()}")
+    if config.prime:  # a prime given with -i is the first continuation
+        _continue(loaded, session.sample_config(config.prime), report)
     while True:
         try:
             line = input(PROMPT)

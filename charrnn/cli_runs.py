@@ -73,7 +73,7 @@ def runs_command(directory: RunsDirectory = None, as_json: RunsJson = False) -> 
 
     parent = directory or RUNS_DIR
     stdout = stdout_or_error()
-    records = list_runs(parent)
+    records = list_runs(parent) if directory or RUNS_DIR.is_dir() else []
     if not records:
         info(f"no runs under {parent} (charrnn train makes one)")
         return

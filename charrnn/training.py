@@ -467,7 +467,7 @@ def _train_loop(
     elif run.last_eval_step != run.step:
         # Stopped by the clock between evaluations: evaluate once more so nothing is lost.
         emit(run.evaluate(run.learning_rate()))
-    else:
+    elif run.step > run.session_start_step:
         run.save_last()  # the same state as the evaluation's save, now with why it ended
     result = run.result(stop_reason)
     emit(result)

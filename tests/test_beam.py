@@ -104,3 +104,11 @@ def test_options_beam_search_cannot_honour_are_refused(lstm_checkpoint, args, me
 def test_a_beam_of_zero_is_a_usage_error(lstm_checkpoint):
     result = cli("sample", "-c", lstm_checkpoint, "--beam", "0")
     assert result.exit_code == 2 and "--beam" in result.stderr
+
+
+@pytest.mark.gpu
+def test_a_beam_of_one_is_greedy_on_cuda(lstm_checkpoint):
+    common = ["-c", lstm_checkpoint, "-n", "200", "--device", "cuda", "--json", "-q"]
+    (beam,) = records(cli("sample", *common, "--beam", "1"))
+    (greedy,) = records(cli("sample", *common, "--greedy"))
+    assert beam["text"] == greedy["text"]

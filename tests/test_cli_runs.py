@@ -143,3 +143,10 @@ def test_when_reads_as_time_ago_then_as_a_date():
     )]  # fmt: skip
     assert ago[:4] == ["just now", "5 min ago", "3 h ago", "2 days ago"]
     assert ago[4] == saved.astimezone().strftime("%Y-%m-%d")
+
+
+def test_no_runs_directory_here_is_a_note_not_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("runs")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "no runs under runs (charrnn train makes one)" in result.stderr

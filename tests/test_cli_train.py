@@ -118,9 +118,10 @@ def test_quiet_prints_only_the_summary(tmp_path, tiny_corpus):
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert len(lines) == 2, result.stderr
+    assert len(lines) == 3, result.stderr
     assert lines[0].startswith("done at step 6 (reached --max-steps)")
-    assert lines[1] == f"sample with: charrnn sample -c {out}"
+    assert lines[1].startswith("val loss ") and lines[1].endswith("over 2 evaluations")
+    assert lines[2] == f"sample with: charrnn sample -c {out}"
     assert (out / "best.pt").is_file()
 
 

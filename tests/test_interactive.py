@@ -121,6 +121,14 @@ def test_ctrl_d_at_once_exits_cleanly(tmp_path):
     assert term.quit_with_ctrl_d() == 0
 
 
+def test_a_prime_given_with_the_option_is_continued_first(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "tiny.pt")
+    term = Terminal("-c", checkpoint, "-n", "15", "--seed", "2", "-p", "Or to")
+    screen = term.until_prompt()
+    assert sampled(checkpoint, "-n", "15", "--seed", "2", "-p", "Or to") in screen
+    assert term.quit_with_ctrl_d() == 0
+
+
 def test_a_prime_the_model_cannot_read_is_an_error_and_the_prompt_stays(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
     term = Terminal("-c", checkpoint, "-n", "10")

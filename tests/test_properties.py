@@ -215,6 +215,14 @@ def value_mutations(value: Any) -> st.SearchStrategy:
     return st.one_of(JUNK, *near)
 
 
+def _step_into(container: Any, key: Any) -> Any:
+    """container[key] for a dict, list or tuple; TypeError for anything else (indexing a tensor
+    with a string warns before it fails, and a warning fails CI)."""
+    if not isinstance(container, (dict, list, tuple)):
+        raise TypeError(type(container).__name__)
+    return container[key]
+
+
 @st.composite
 def mutated(draw, payload: dict, under: tuple = ()) -> dict:
     """A deep copy of `payload` with one to three of its values deleted or replaced."""
@@ -224,10 +232,10 @@ def mutated(draw, payload: dict, under: tuple = ()) -> dict:
         parent = payload
         try:
             for key in path[:-1]:
-                parent = parent[key]
-            current = parent[path[-1]]
+                parent = _step_into(parent, key)
+            current = _step_into(parent, path[-1])
         except (KeyError, IndexError, TypeError):
-            continue  # an earlier mutation removed it
+            continue  # an earlier mutation removed it, or made it a value (a tensor, a number)
         if isinstance(parent, tuple):
             continue  # tuples (AdamW's betas) are replaced whole, from their parent
         if draw(st.booleans()) and isinstance(parent, dict):
