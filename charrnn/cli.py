@@ -248,7 +248,7 @@ def sample_command(
 
     note = None if quiet else info
     loaded = load_model(_one_checkpoint(run, checkpoint), config.device, on_note=note)
-    generation = Generation(loaded.model, loaded.vocab, config)
+    generation = Generation(loaded.model, loaded.vocab, config, keep_samples=False)
     if generation.skipped_note:
         warn(generation.skipped_note)
     if not quiet:
@@ -257,11 +257,13 @@ def sample_command(
     writer = SampleWriter(stdout, generation.prime, as_json=as_json)
     started = time.perf_counter()
     writer.start()
+    chars = 0  # the samples are not kept: any number of them streams through bounded memory
     for piece in generation:
         writer.piece(piece)
-    writer.finish(generation.samples)
+        chars += piece.finished.chars if piece.finished is not None else 0
+    writer.finish()
     if not quiet:
-        chars, seconds = sum(s.chars for s in generation.samples), time.perf_counter() - started
+        seconds = time.perf_counter() - started
         info(f"{chars:,} characters in {seconds:.2f} s ({chars / max(seconds, 1e-9):,.0f} chars/s)")
 
 

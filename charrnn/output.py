@@ -75,8 +75,9 @@ class SampleWriter:
             while self.written in self.waiting:
                 self._write_sample(self.waiting.pop(self.written))
 
-    def finish(self, samples: list[Sample]) -> None:
-        """Write the samples not written yet, in order."""
+    def finish(self, samples: Sequence[Sample] = ()) -> None:
+        """Write the samples not written yet, in order (those of `samples` the pieces did not
+        already bring)."""
         for sample in samples[self.written :]:
             self._write_sample(sample)
         if self.styled and not self.as_json and self.last_char not in ("", "\n"):
