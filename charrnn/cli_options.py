@@ -20,6 +20,7 @@ from .config import (
     AUTO_FP16_BYTES,
     CELLS,
     CPU_BATCH_SIZE,
+    CPU_BF16_MIN_HIDDEN,
     CPU_MULTITHREAD_MODEL,
     DEVICE_DEFAULTS,
     DEVICE_HELP,
@@ -207,7 +208,12 @@ SampleChars = Annotated[
 TrainDevice = Annotated[str | None, _field(TrainConfig, "device", DEVICE_HELP)]
 TrainPrecision = Annotated[
     Precision | None,
-    _field(TrainConfig, "precision", "auto: bf16 autocast on CUDA, fp32 elsewhere."),
+    _field(
+        TrainConfig,
+        "precision",
+        "auto: bf16 autocast on CUDA, and on a CPU with bf16 matrix units (AVX512-BF16, AMX) "
+        f"for layers of {CPU_BF16_MIN_HIDDEN} or more; fp32 elsewhere. bf16 keeps fp32 weights.",
+    ),
 ]
 Compile = Annotated[
     bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
@@ -392,7 +398,11 @@ Heatmap = Annotated[
 ]
 ScorePrecision = Annotated[
     Precision | None,
-    _field(ScoreConfig, "precision", "auto: bf16 autocast on CUDA, fp32 elsewhere."),
+    _field(
+        ScoreConfig,
+        "precision",
+        "auto: bf16 autocast on CUDA, fp32 elsewhere; bf16 also on a CPU with bf16 matrix units.",
+    ),
 ]
 Streams = Annotated[
     int | None,

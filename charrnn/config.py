@@ -168,6 +168,10 @@ def from_dict(cls: type, values: dict[str, Any]) -> Any:
     return cls(**{key: value for key, value in values.items() if key in known})
 
 
+# `--precision auto` trains in bf16 on a CPU with bf16 matrix units when the layers are at least
+# this wide: below it the per-call cost of converting to bf16 outweighs the faster products.
+CPU_BF16_MIN_HIDDEN = 128
+
 UNKNOWN_CHAR_POLICIES = ("error", "skip")
 # Above this many fp32 weight bytes per step, fp16 weights step faster on CPU (the step is bound
 # by reading them): measured 1.4x for the shipped 2x384 LSTM (7.6 MB), 1.5x for a 2x512 LSTM
