@@ -17,6 +17,7 @@ import typer
 
 from . import __version__
 from .config import (
+    AUTO_BF16_MIN_BATCH,
     AUTO_FP16_BYTES,
     CELLS,
     CPU_BATCH_SIZE,
@@ -320,8 +321,9 @@ SamplePrecisionOption = Annotated[
     _field(
         SampleConfig,
         "precision",
-        "Weights for CPU sampling; auto: fp16 for models over "
-        f"{AUTO_FP16_BYTES / 2**20:g} MB, where it is faster.",
+        f"Weights for CPU sampling; auto: bf16 for {AUTO_BF16_MIN_BATCH} or more samples at "
+        "once on a CPU with bf16 matrix units, else fp16 for models over "
+        f"{AUTO_FP16_BYTES / 2**20:g} MB, where each is faster.",
     ),
 ]
 SampleJson = Annotated[

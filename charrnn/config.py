@@ -178,7 +178,10 @@ UNKNOWN_CHAR_POLICIES = ("error", "skip")
 # (13 MB), 2.9x for 3x512 (21 MB), but 0.35-0.5x for 2x128 (0.8 MB, where fbgemm's per-call cost
 # dominates). Val loss moved by < 1e-5 nats. `--precision auto` on CPU follows it.
 AUTO_FP16_BYTES = 4 * 2**20
-SAMPLE_PRECISIONS = ("auto", "fp32", "fp16", "int8")
+# From this many samples at once, a step is bound by arithmetic more than by reading weights, and
+# bf16 products beat fp16 ones on a CPU with bf16 matrix units. `--precision auto` follows it.
+AUTO_BF16_MIN_BATCH = 16
+SAMPLE_PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 
 from .checkpoint import Checkpoint, load_model
-from .config import AUTO_FP16_BYTES, SampleConfig
+from .config import AUTO_BF16_MIN_BATCH, AUTO_FP16_BYTES, SampleConfig
+from .device import cpu_has_bf16
 from .errors import ConfigError, VocabError
 from .memory import check_sampling_fits
 from .model import CharRNN, State
@@ -157,7 +158,7 @@ class Generation:
             )
         self.batch_size = min(config.num_samples, SAMPLE_BATCH)
         check_sampling_fits(model.config, self.batch_size, self.device)
-        self.precision = resolve_precision(config.precision, model, self.device)
+        self.precision = resolve_precision(config.precision, model, self.device, self.batch_size)
         self.prime_ids = vocab.encode(config.prime, unknown="skip")
         self.prime = vocab.decode(self.prime_ids)
         first_seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
@@ -382,17 +383,29 @@ def _chosen_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return picked.double().cpu()
 
 
-def resolve_precision(precision: str, model: CharRNN, device: torch.device) -> str:
-    """The weights' precision for the step: reduced precision runs on fbgemm, CPU only."""
+def resolve_precision(
+    precision: str, model: CharRNN, device: torch.device, batch_size: int = 1
+) -> str:
+    """The weights' precision for the step: fp16 and int8 run on fbgemm, bf16 on oneDNN with a
+    CPU's bf16 matrix units; all of them on CPU only. 'auto': bf16 for a batch of at least
+    AUTO_BF16_MIN_BATCH on such a CPU, else fp16 for a model over AUTO_FP16_BYTES, else fp32."""
     fbgemm = "fbgemm" in torch.backends.quantized.supported_engines
     if precision in ("fp16", "int8") and (device.type != "cpu" or not fbgemm):
         raise ConfigError(
             f"--precision {precision} needs a CPU with PyTorch's fbgemm kernels (x86); use fp32"
         )
+    if precision == "bf16" and (device.type != "cpu" or not cpu_has_bf16()):
+        raise ConfigError(
+            "--precision bf16 needs a CPU with bf16 matrix units (AVX512-BF16 or AMX on x86, "
+            "BF16 on Arm); use fp32"
+        )
     if precision != "auto":
         return precision
-    big = step_weight_bytes(model) > AUTO_FP16_BYTES
-    return "fp16" if device.type == "cpu" and fbgemm and big else "fp32"
+    if device.type != "cpu":
+        return "fp32"
+    if batch_size >= AUTO_BF16_MIN_BATCH and cpu_has_bf16():
+        return "bf16"
+    return "fp16" if fbgemm and step_weight_bytes(model) > AUTO_FP16_BYTES else "fp32"
 
 
 def generate(

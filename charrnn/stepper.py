@@ -15,7 +15,8 @@ every buffer allocated once, so a step is a short, fixed list of in-place ATen c
 
 It computes the same function as `model.forward` in eval mode (tests check the logits match).
 On CPU the matrix products may use reduced-precision weights (`precision`): fp16 or int8 through
-PyTorch's fbgemm kernels, which read 2x or 4x fewer bytes per character than fp32.
+PyTorch's fbgemm kernels, which read 2x or 4x fewer bytes per character than fp32, or bf16
+through oneDNN on a CPU with bf16 matrix units, for batches of samples.
 """
 
 from __future__ import annotations
@@ -55,6 +56,20 @@ def make_product(
         if bias is None:
             return lambda x, out: torch.mm(x, weight_t, out=out)
         return lambda x, out: torch.addmm(bias, x, weight_t, out=out)
+    if precision == "bf16":  # oneDNN's bf16 products; the bias is added in fp32
+        weight_bf16 = weight.to(torch.bfloat16).t()
+        bias_fp32 = None if bias is None else bias.float()
+
+        def product_bf16(x: torch.Tensor, out: torch.Tensor) -> None:
+            result = torch.mm(x.to(torch.bfloat16), weight_bf16)
+            if accumulate:
+                out.add_(result)
+            elif bias_fp32 is None:
+                out.copy_(result)
+            else:
+                torch.add(bias_fp32, result, out=out)
+
+        return product_bf16
     if precision == "fp16":
         packed = torch.ops.quantized.linear_prepack_fp16(weight.contiguous(), bias)
         run = torch.ops.quantized.linear_dynamic_fp16
@@ -166,7 +181,7 @@ class Stepper:
 
     def bytes_per_step(self) -> int:
         """Weight bytes read per step: every matrix once, plus one table row per stream."""
-        per_element = {"fp32": 4, "fp16": 2, "int8": 1}[self.precision]
+        per_element = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}[self.precision]
         matrices = sum(matrix.numel() for matrix in self.weights.values()) * per_element
         return matrices + self.table.size(1) * 4 * self.batch_size
 
