@@ -55,7 +55,7 @@ def test_help_lists_the_choices_of_choice_options():
     train_help = cli("train", "--help").stdout
     for choices in ("<lstm|gru|rnn>", "<random|stateful>", "<auto|fp32|bf16>"):
         assert choices in train_help
-    assert "<auto|fp32|fp16|int8>" in cli("sample", "--help").stdout
+    assert "<auto|fp32|fp16|bf16|int8>" in cli("sample", "--help").stdout
     assert "<error|skip>" in cli("sample", "--help").stdout
 
 

@@ -204,7 +204,7 @@ def test_a_bug_is_one_line_that_says_it_is_a_bug(tmp_path, shipped_like, monkeyp
     assert output.checkpoint_rows is not broken
 
 
-@pytest.mark.parametrize("delay_s", [0.3, 0.6, 1.0])
+@pytest.mark.parametrize("delay_s", [0.3, 1.0])
 def test_ctrl_c_while_starting_up_is_quiet(tmp_path, tiny_corpus, delay_s):
     # SIGINT while Python is still importing the CLI and torch: quiet, 130, and never lost (a
     # run that went on training would hit the timeout).
@@ -232,7 +232,7 @@ if sys.argv[1] == "held":
 sys.path.insert(0, sys.argv[2])
 try:
     import swallowing  # like torch around numpy: its import of `inner` swallows what it raises
-    time.sleep(5)
+    time.sleep(1.5)  # the held signal comes within milliseconds
     print("lost")
 except KeyboardInterrupt:
     print("interrupted")
