@@ -408,7 +408,7 @@ def serve_command(
         where = f"{loaded.path or 'the shipped model'} ({loaded.model_config.shape})"
         device_name = loaded.model.head.weight.device
         info(f"serving {where} on {device_name} at {url_of(sock)} (API: /docs); Ctrl-C stops")
-    stopped_by = run_until_stopped(app, sock)
+    stopped_by = run_until_stopped(app, sock, on_shutdown=app.state.served.stop)
     if not quiet:
         info(f"stopped ({stopped_by})")
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import torch
@@ -41,12 +41,14 @@ from .serve_http import (
     BodyLimit,
     EventStream,
     Json,
+    Stopping,
     api_message,
     in_thread,
     install_error_handlers,
     sse,
 )
 
+T = TypeVar("T")
 WEB_DIR = Path(__file__).resolve().parent / "web"
 _SAMPLE = {f.name: f.default for f in dataclasses.fields(SampleConfig)}
 _SCORE = {f.name: f.default for f in dataclasses.fields(ScoreConfig)}
@@ -91,6 +93,7 @@ class Served:
     def __init__(self, loaded: Checkpoint, config: ServeConfig):
         self.loaded, self.config = loaded, config
         self.generating = 0
+        self.stopping = False  # set when the server stops: open requests end at once
         self.limiter = anyio.CapacityLimiter(64)  # worker threads for generation and scoring
         self.description = {
             "info": dict(checkpoint_rows(loaded)),
@@ -113,11 +116,19 @@ class Served:
                 raise ConfigError(f"{name} must be at most {limit:,} on this server ({flag(cap)})")
         return Generation(self.loaded.model, self.loaded.vocab, config)
 
+    def stop(self) -> None:
+        """End open requests after their current batch (a stream gets an error event)."""
+        self.stopping = True
+
+    def work(self, items: Iterable[T]) -> AsyncIterator[list[T]]:
+        """Items of a blocking iterable made on a worker thread, until the server stops."""
+        return in_thread(items, self.limiter, lambda: self.stopping)
+
     async def pieces(self, generation: Generation) -> AsyncIterator[list[Piece]]:
         """The generation's pieces, made on a worker thread, counted in `generating` meanwhile."""
         self.generating += 1
         try:
-            async with contextlib.aclosing(in_thread(generation, self.limiter)) as batches:
+            async with contextlib.aclosing(self.work(generation)) as batches:
                 async for batch in batches:
                     yield batch
         finally:
@@ -195,6 +206,9 @@ async def _sample_events(
     except CharRNNError as problem:
         yield sse("error", {"error": api_message(str(problem), REQUEST_FIELDS)})
         return
+    except Stopping as problem:
+        yield sse("error", {"error": str(problem)})
+        return
     except Exception as problem:  # a bug: the status (200) is sent, so it ends the stream
         yield sse("error", {"error": f"internal error: {type(problem).__name__}: {problem}"})
         return
@@ -217,7 +231,7 @@ async def score(body: ScoreRequest, request: Request, server: Server) -> Json:
     )
     rows: list[dict[str, Any]] = []
     scored: list[ScoredText] = []
-    async with contextlib.aclosing(in_thread(blocks, server.limiter)) as batches:
+    async with contextlib.aclosing(server.work(blocks)) as batches:
         async for batch in batches:
             for block in batch:
                 for text_score in block:

@@ -9,7 +9,7 @@ import json
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import anyio
@@ -99,8 +99,8 @@ def describe_validation(errors: list[dict[str, Any]]) -> str:
 
 def install_error_handlers(app: FastAPI, fields: Iterable[str]) -> None:
     """Every error a JSON object {"error": one line}: 422 for a request the rules refuse (the
-    CLI's rules and messages), the framework's own status otherwise; a bug is a 500 that names
-    itself, without a traceback."""
+    CLI's rules and messages), 503 while the server stops, the framework's own status otherwise;
+    a bug is a 500 that names itself, without a traceback."""
     fields = tuple(fields)
 
     async def invalid(request: Request, problem: RequestValidationError) -> Json:
@@ -112,12 +112,16 @@ def install_error_handlers(app: FastAPI, fields: Iterable[str]) -> None:
     async def http_error(request: Request, problem: HTTPException) -> Json:
         return failure(problem.status_code, str(problem.detail))
 
+    async def stopping(request: Request, problem: Stopping) -> Json:
+        return failure(503, str(problem))
+
     async def bug(request: Request, problem: Exception) -> Json:
         return failure(500, f"internal error: {type(problem).__name__}: {problem} (a charrnn bug)")
 
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(CharRNNError, refused)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Stopping, stopping)
     app.add_exception_handler(Exception, bug)
 
 
@@ -196,6 +200,13 @@ class EventStream(StreamingResponse):
                 await self.events.aclose()  # type: ignore[attr-defined]
 
 
+class Stopping(Exception):
+    """The server is stopping: work in progress ends now instead of being cancelled later."""
+
+    def __str__(self) -> str:
+        return "the server is stopping; send the request again when it is back"
+
+
 def _pull(items: Iterator[T], budget_s: float) -> list[T]:
     """The next items, for up to budget_s (at least one); [] when there are none left."""
     pulled, deadline = [], time.perf_counter() + budget_s
@@ -207,15 +218,21 @@ def _pull(items: Iterator[T], budget_s: float) -> list[T]:
 
 
 async def in_thread(
-    items: Iterable[T], limiter: anyio.CapacityLimiter, budget_s: float = PULL_BUDGET_S
+    items: Iterable[T],
+    limiter: anyio.CapacityLimiter,
+    stopping: Callable[[], bool] = lambda: False,
+    budget_s: float = PULL_BUDGET_S,
 ) -> AsyncIterator[list[T]]:
     """A blocking iterable's items in batches, each made on a worker thread while the event
     loop serves others. Nothing is made ahead: when the consumer stops (the client left), the
-    work stops; the iterator is then closed (a generator's `finally` runs)."""
+    work stops; the iterator is then closed (a generator's `finally` runs). Raises Stopping
+    after a batch once stopping() is true."""
     iterator = iter(items)
     try:
         while batch := await anyio.to_thread.run_sync(_pull, iterator, budget_s, limiter=limiter):
             yield batch
+            if stopping():
+                raise Stopping
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:

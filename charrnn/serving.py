@@ -10,6 +10,7 @@ import importlib.util
 import ipaddress
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from .errors import ServeError
@@ -82,10 +83,18 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def make_server(app: Any, log: bool = True) -> Any:
-    """A uvicorn.Server for `app`. log: uvicorn's own warnings and errors on stderr (no access
-    log); False leaves the process's logging alone (tests running a server in a thread)."""
+def make_server(app: Any, on_shutdown: Callable[[], None] | None = None, log: bool = True) -> Any:
+    """A uvicorn.Server for `app`. on_shutdown: called as the server starts to stop, before it
+    waits for open requests (so they can end instead of being cancelled). log: uvicorn's own
+    warnings and errors on stderr (no access log); False leaves the process's logging alone
+    (tests running a server in a thread)."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            if on_shutdown is not None:
+                on_shutdown()
+            await super().shutdown(sockets=sockets)
 
     options: dict[str, Any] = {"log_level": "warning"} if log else {"log_config": None}
     config = uvicorn.Config(
@@ -95,7 +104,7 @@ def make_server(app: Any, log: bool = True) -> Any:
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         **options,
     )
-    return uvicorn.Server(config)
+    return Server(config)
 
 
 class _Stopped(Exception):
@@ -104,11 +113,14 @@ class _Stopped(Exception):
         self.signum = signum
 
 
-def run_until_stopped(app: Any, sock: socket.socket) -> str:
+def run_until_stopped(
+    app: Any, sock: socket.socket, on_shutdown: Callable[[], None] | None = None
+) -> str:
     """Serve `app` on `sock` until SIGINT or SIGTERM; returns the signal's name.
 
-    uvicorn catches the signal, lets open streams finish (at most SHUTDOWN_GRACE_S), then
-    raises it again with the previous handlers back: ours turn it into a plain return.
+    uvicorn catches the signal, calls on_shutdown (which should end open requests), waits for
+    them (at most SHUTDOWN_GRACE_S), then raises the signal again with the previous handlers
+    back: ours turn it into a plain return.
     """
 
     def stop(signum: int, frame: object) -> None:
@@ -116,7 +128,7 @@ def run_until_stopped(app: Any, sock: socket.socket) -> str:
 
     previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
-        make_server(app).run(sockets=[sock])
+        make_server(app, on_shutdown).run(sockets=[sock])
     except _Stopped as stopped:
         return signal.Signals(stopped.signum).name
     finally:

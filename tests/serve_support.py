@@ -26,7 +26,7 @@ class LiveServer:
         self.app = create_app(load_model(checkpoint, "cpu"), ServeConfig(port=0, **limits))
         self.sock = listen("127.0.0.1", 0)
         self.url = url_of(self.sock)
-        self.server = make_server(self.app, log=False)
+        self.server = make_server(self.app, self.app.state.served.stop, log=False)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
 
     def __enter__(self) -> LiveServer:

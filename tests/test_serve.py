@@ -374,7 +374,7 @@ def test_serve_beyond_loopback_warns_then_serves(checkpoint, monkeypatch):
     def fake_listen(host, port):
         return socket.create_server(("127.0.0.1", 0))  # bind nothing beyond loopback in a test
 
-    def fake_run(app, sock):
+    def fake_run(app, sock, on_shutdown):
         served.append(app)
         sock.close()
         return "SIGTERM"
@@ -400,3 +400,16 @@ def test_nan_weights_give_null_not_a_500(tmp_path):
         response = test_client.post("/v1/score", json={"text": "To be\n"})
     assert response.status_code == 200
     assert response.json()["total"]["bits_per_char"] is None
+
+
+@pytest.mark.parametrize("path, body", [("/v1/sample", {}), ("/v1/score", {"text": "To be\n"})])
+def test_requests_while_the_server_stops_end_with_503(checkpoint, path, body):
+    app = create_app(load_model(checkpoint, "cpu"), ServeConfig())
+    app.state.served.stop()
+    with TestClient(app) as test_client:
+        response = test_client.post(path, json=body)
+        assert response.status_code == 503
+        assert response.json() == {
+            "error": "the server is stopping; send the request again when it is back"
+        }
+        assert test_client.get("/healthz").json()["generating"] == 0
