@@ -49,6 +49,9 @@ from .serve_http import (
 )
 
 T = TypeVar("T")
+# Requests computing at once, each on its own thread; more wait their turn in order. A request
+# holds a thread only while it computes a batch (PULL_BUDGET_S), so waiting requests interleave.
+WORKER_THREADS = 64
 WEB_DIR = Path(__file__).resolve().parent / "web"
 _SAMPLE = {f.name: f.default for f in dataclasses.fields(SampleConfig)}
 _SCORE = {f.name: f.default for f in dataclasses.fields(ScoreConfig)}
@@ -94,7 +97,7 @@ class Served:
         self.loaded, self.config = loaded, config
         self.generating = 0
         self.stopping = False  # set when the server stops: open requests end at once
-        self.limiter = anyio.CapacityLimiter(64)  # worker threads for generation and scoring
+        self.limiter = anyio.CapacityLimiter(WORKER_THREADS)
         self.description = {
             "info": dict(checkpoint_rows(loaded)),
             "model_config": to_dict(loaded.model_config),
