@@ -95,6 +95,7 @@ from .console import (
     info,
     sample_status,
     score_summary,
+    serve_status,
     train_summary,
     warn,
 )
@@ -396,19 +397,18 @@ def serve_command(
     from .serving import check_serve_extra, exposure_warning, listen, run_until_stopped, url_of
 
     check_serve_extra()
-    sock = listen(config.host, config.port)
-    if warning := exposure_warning(config.host):
-        warn(warning)
-    from .checkpoint import load_model
-    from .serve_api import create_app
+    with listen(config.host, config.port) as sock:  # before loading: a taken port fails at once
+        if warning := exposure_warning(config.host):
+            warn(warning)
+        from .checkpoint import load_model
+        from .serve_api import create_app
 
-    loaded = load_model(checkpoint, device or "auto", on_note=None if quiet else info)
-    app = create_app(loaded, config)
-    if not quiet:
-        where = f"{loaded.path or 'the shipped model'} ({loaded.model_config.shape})"
-        device_name = loaded.model.head.weight.device
-        info(f"serving {where} on {device_name} at {url_of(sock)} (API: /docs); Ctrl-C stops")
-    stopped_by = run_until_stopped(app, sock, on_shutdown=app.state.served.stop)
+        loaded = load_model(checkpoint, device or "auto", on_note=None if quiet else info)
+        app = create_app(loaded, config)
+        served = app.state.served
+        if not quiet:
+            info(serve_status(loaded.path, loaded.model_config.shape, served.device, url_of(sock)))
+        stopped_by = run_until_stopped(app, sock, on_shutdown=served.stop)
     if not quiet:
         info(f"stopped ({stopped_by})")
 

@@ -95,6 +95,7 @@ class Served:
 
     def __init__(self, loaded: Checkpoint, config: ServeConfig):
         self.loaded, self.config = loaded, config
+        self.device = str(loaded.model.head.weight.device)
         self.generating = 0
         self.stopping = False  # set when the server stops: open requests end at once
         self.limiter = anyio.CapacityLimiter(WORKER_THREADS)
@@ -102,7 +103,7 @@ class Served:
             "info": dict(checkpoint_rows(loaded)),
             "model_config": to_dict(loaded.model_config),
             "vocab": "".join(loaded.vocab.chars),
-            "device": str(loaded.model.head.weight.device),
+            "device": self.device,
             "limits": {
                 "max_length": config.max_length,
                 "max_samples": config.max_samples,

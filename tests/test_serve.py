@@ -413,3 +413,9 @@ def test_requests_while_the_server_stops_end_with_503(checkpoint, path, body):
             "error": "the server is stopping; send the request again when it is back"
         }
         assert test_client.get("/healthz").json()["generating"] == 0
+
+
+def test_serve_with_a_missing_checkpoint_is_one_line_error(tmp_path):
+    result = cli("serve", "-c", tmp_path / "missing.pt", "--port", "0")
+    assert result.exit_code == 1
+    assert result.stderr == f"error: checkpoint not found: {tmp_path / 'missing.pt'}\n"

@@ -21,7 +21,7 @@ from serve_support import parse_events, request, response_lines
 STOPPING = "the server is stopping; send the request again when it is back"
 
 
-def start(checkpoint: Path) -> tuple[subprocess.Popen, str, list[str]]:
+def start(checkpoint: Path) -> tuple[subprocess.Popen, str, list[str], threading.Thread]:
     """`charrnn serve` on a free port; its URL once it says it serves, and its stderr lines."""
     process = subprocess.Popen(
         [sys.executable, "-m", "charrnn", "serve", "-c", str(checkpoint), "--port", "0",
@@ -40,17 +40,18 @@ def start(checkpoint: Path) -> tuple[subprocess.Popen, str, list[str]]:
                 ready.set()
         ready.set()
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     if not ready.wait(120) or process.poll() is not None:
         process.kill()
         pytest.fail(f"charrnn serve did not start: {''.join(lines)}")
     url = re.search(r"http://127\.0\.0\.1:\d+", lines[-1])[0]
-    return process, url, lines
+    return process, url, lines, reader
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_serve_answers_then_stops_cleanly_on_a_signal(tmp_path, signum):
-    process, url, lines = start(make_checkpoint(tmp_path / "tiny.pt"))
+    process, url, lines, reader = start(make_checkpoint(tmp_path / "tiny.pt"))
     try:
         assert request(url, "GET", "/healthz") == (200, {"status": "ok", "generating": 0})
         status, answer = request(url, "POST", "/v1/sample", {"seed": 1, "length": 50})
@@ -71,6 +72,8 @@ def test_serve_answers_then_stops_cleanly_on_a_signal(tmp_path, signum):
         if process.poll() is None:
             process.kill()
             process.wait()
+        reader.join(timeout=30)
+        process.stderr.close()
     stderr = "".join(lines)
     assert "Traceback" not in stderr and "warning" not in stderr.lower(), stderr
     assert lines[0].startswith("serving ") and "(LSTM 2x16) on cpu at http://127.0.0.1:" in lines[0]
