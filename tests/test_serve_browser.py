@@ -38,6 +38,7 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-dev-shm-usage",  # a container's small /dev/shm must not crash the renderer
     "--window-size=1200,1300",
     "--remote-debugging-port=0",  # the port it takes is written to DevToolsActivePort
 ]
