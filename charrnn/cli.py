@@ -33,16 +33,21 @@ from .cli_options import (
     Greedy,
     Heatmap,
     Hidden,
+    Host,
     InfoCheckpoint,
     InitFrom,
     Layers,
     LearningRate,
     Length,
+    MaxLength,
+    MaxRequestBytes,
+    MaxSamples,
     MaxSteps,
     MaxTime,
     NumSamples,
     Out,
     Patience,
+    Port,
     Prime,
     Quiet,
     Resume,
@@ -59,6 +64,7 @@ from .cli_options import (
     ScorePrecision,
     ScoreQuiet,
     SeqLen,
+    ServeQuiet,
     Sort,
     Stop,
     Streams,
@@ -80,7 +86,7 @@ from .cli_options import (
     WindowsOption,
     given,
 )
-from .config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
+from .config import ModelConfig, SampleConfig, ScoreConfig, ServeConfig, TrainConfig
 from .console import (
     HeatmapWriter,
     ScoreProgress,
@@ -89,6 +95,7 @@ from .console import (
     info,
     sample_status,
     score_summary,
+    serve_status,
     train_summary,
     warn,
 )
@@ -368,6 +375,44 @@ def _write_scores(
         writer.finish(total)
     if not quiet:
         info(score_summary(total, None if whole else count))
+
+
+@app.command("serve")
+@friendly_errors
+def serve_command(
+    checkpoint: CheckpointOption = None,
+    host: Host = None,
+    port: Port = None,
+    device: DeviceOption = None,
+    max_length: MaxLength = None,
+    max_samples: MaxSamples = None,
+    max_request_bytes: MaxRequestBytes = None,
+    quiet: ServeQuiet = False,
+) -> None:
+    """Keep a model loaded behind a local HTTP API and a web page, until Ctrl-C or SIGTERM.
+
+    POST /v1/sample and /v1/score take the options of `charrnn sample` and `charrnn score` as
+    JSON; GET /v1/model is `charrnn info`; GET /healthz. The page at / streams samples and
+    colours text by surprisal; /docs describes the API. Needs: pip install 'charrnn[serve]'.
+    """
+    config = ServeConfig(**given(locals(), ServeConfig))
+    from .serving import check_serve_extra, exposure_warning, listen, run_until_stopped, url_of
+
+    check_serve_extra()
+    with listen(config.host, config.port) as sock:  # before loading: a taken port fails at once
+        if warning := exposure_warning(config.host):
+            warn(warning)
+        from .checkpoint import load_model
+        from .serve_api import create_app
+
+        loaded = load_model(checkpoint, device or "auto", on_note=None if quiet else info)
+        app = create_app(loaded, config)
+        served = app.state.served
+        if not quiet:
+            info(serve_status(loaded.path, loaded.model_config.shape, served.device, url_of(sock)))
+        stopped_by = run_until_stopped(app, sock, on_shutdown=served.stop)
+    if not quiet:
+        info(f"stopped ({stopped_by})")
 
 
 def main() -> None:

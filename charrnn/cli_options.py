@@ -34,6 +34,7 @@ from .config import (
     ModelConfig,
     SampleConfig,
     ScoreConfig,
+    ServeConfig,
     TrainConfig,
     flag,
 )
@@ -418,4 +419,34 @@ Streams = Annotated[
 ScoreQuiet = Annotated[
     bool,
     typer.Option("--quiet", "-q", help="No notes on stderr: no total, warning or progress."),
+]
+
+# --- serve ----------------------------------------------------------------------------------
+
+Host = Annotated[
+    str | None,
+    _field(
+        ServeConfig,
+        "host",
+        "Address to listen on; anything but loopback lets other machines in (a warning says so).",
+    ),
+]
+Port = Annotated[int | None, _field(ServeConfig, "port", "Port to listen on; 0: any free one.")]
+MaxLength = Annotated[
+    int | None, _field(ServeConfig, "max_length", "Most characters per sample a request may ask.")
+]
+MaxSamples = Annotated[
+    int | None, _field(ServeConfig, "max_samples", "Most samples per request (num_samples).")
+]
+MaxRequestBytes = Annotated[
+    int | None,
+    _field(
+        ServeConfig,
+        "max_request_bytes",
+        "Largest request body; a bigger one gets 413 (it bounds a text to score).",
+        metavar="BYTES",
+    ),
+]
+ServeQuiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No status lines on stderr (warnings still show).")
 ]

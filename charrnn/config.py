@@ -274,6 +274,22 @@ class ScoreConfig:
         return CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE
 
 
+@dataclass(frozen=True)
+class ServeConfig:
+    """Where `charrnn serve` listens, and the caps that keep one request from holding it."""
+
+    host: str = "127.0.0.1"  # loopback: only this machine can connect
+    port: int = 8000  # 0: any free port (the one taken is reported)
+    max_length: int = 10_000  # characters per sample: about 1 s of the shipped model on one thread
+    max_samples: int = 16  # samples per request (one batch)
+    max_request_bytes: int = 200_000  # a request body: about 10 s of scoring on one CPU thread
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host), "--host must not be empty")
+        _require(0 <= self.port <= 65535, f"--port must be between 0 and 65535, got {self.port}")
+        _at_least(self, 1, "max_length", "max_samples", "max_request_bytes")
+
+
 # Defaults that depend on the device. The dataclass defaults above suit a GPU; on a CPU,
 # throughput decides what a short run can learn. Measured on tiny Shakespeare, 180 s, batch 64,
 # 64-character windows unless said. On one thread (one core of the 2-core dev machine, the other

@@ -37,3 +37,7 @@ class TrainingDiverged(CharRNNError):
 
 class ResourceError(CharRNNError):
     """The machine lacks what a run needs (memory), found before anything is allocated."""
+
+
+class ServeError(CharRNNError):
+    """The server cannot start: the serve extra is missing, or the address cannot be bound."""

@@ -86,19 +86,23 @@ class SampleWriter:
     def _write_sample(self, sample: Sample) -> None:
         index, self.written = self.written, self.written + 1
         if self.as_json:
-            record = {
-                "text": sample.text,
-                "prime": sample.prime,
-                "seed": sample.seed,
-                "logprob": sample.logprob,
-                "chars": sample.chars,
-                "stopped": sample.stopped,
-            }
-            self._write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._write(json.dumps(sample_record(sample), ensure_ascii=False) + "\n")
         elif index > 0:  # the first one was streamed piece by piece
             self._write(("" if self.last_char in ("", "\n") else "\n") + SAMPLE_SEPARATOR + "\n")
             self._write(self.prime, dim=True)
             self._write(sample.text)
+
+
+def sample_record(sample: Sample) -> dict[str, Any]:
+    """A finished sample as `--json` writes it (and the HTTP API returns it)."""
+    return {
+        "text": sample.text,
+        "prime": sample.prime,
+        "seed": sample.seed,
+        "logprob": sample.logprob,
+        "chars": sample.chars,
+        "stopped": sample.stopped,
+    }
 
 
 # -- charrnn score: rows (table, tab-separated, JSON) --
@@ -187,15 +191,23 @@ def _json_figures(summary: ScoreSummary) -> dict[str, float | int | None]:
     }
 
 
-def score_json_row(row: ScoreRow) -> str:
+def score_record(row: ScoreRow) -> dict[str, Any]:
+    """A row as `--json` writes it (and the HTTP API returns it): NaN and infinities as None."""
     number, scored = row
-    record = {"line": number, "text": shown_text(row), **_json_figures(scored)}
-    return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+    return {"line": number, "text": shown_text(row), **_json_figures(scored)}
+
+
+def score_total_record(total: ScoreSummary, rows: int) -> dict[str, Any]:
+    """The total as `--json` writes it last, with "total": true."""
+    return {"total": True, "lines": rows, **_json_figures(total)}
+
+
+def score_json_row(row: ScoreRow) -> str:
+    return json.dumps(score_record(row), ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def score_json_total(total: ScoreSummary, rows: int) -> str:
-    record = {"total": True, "lines": rows, **_json_figures(total)}
-    return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(score_total_record(total, rows), ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def score_json(rows: Sequence[ScoreRow], total: ScoreSummary) -> Iterator[str]:

@@ -20,14 +20,16 @@ def command_options(name: str) -> set[str]:
     return {opt for param in command.params for opt in param.opts if opt.startswith("--")}
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "score"])
+@pytest.mark.parametrize("command", ["train", "sample", "score", "serve"])
 def test_every_option_is_in_the_readme(command):
     missing = [opt for opt in command_options(command) - {"--help"} if f"`{opt}" not in README]
     assert not missing, f"charrnn {command} options missing from README.md: {missing}"
 
 
 def test_every_option_the_readme_names_exists():
-    known = set().union(*(command_options(c) for c in ("train", "sample", "score", "info")))
+    known = set().union(
+        *(command_options(c) for c in ("train", "sample", "score", "info", "serve"))
+    )
     known |= {"--help", "--version", "--index-url"}  # --index-url: pip's, in the install note
     ours = "\n".join(line for line in README.splitlines() if "benchmarks/" not in line)
     named = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", ours))
