@@ -201,7 +201,7 @@ async def sample(body: SampleRequest, request: Request, server: Server) -> Any:
 async def _sample_events(
     generation: Generation, batches: AsyncIterator[list[Piece]]
 ) -> AsyncIterator[str]:
-    start = {"prime": generation.prime, "seeds": generation.seeds}
+    start = {"prime": generation.prime, "seeds": list(generation.seeds)}
     yield sse("start", {**start, "note": generation.skipped_note})
     try:
         async with contextlib.aclosing(batches):
