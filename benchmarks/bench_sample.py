@@ -2,7 +2,8 @@
 
 Measures one stream and batches of 64 and 1024 for a 2x128 and a 3x512 LSTM (random weights,
 vocabulary 65: speed does not depend on what the weights say), in fp32 and, on CPU, with fp16
-and int8 weights; a real checkpoint with --checkpoint. Each figure is the median of 3 runs
+and int8 weights, and bf16 where the CPU has bf16 matrix units; a real checkpoint with
+--checkpoint. Batches are set against the one-thread matmul peak (fp32 and bf16) too. Each figure is the median of 3 runs
 (spread: min-max). It also measures the machine's memory copy bandwidth and reports each
 single-stream figure as a share of its bandwidth bound: one stream reads every weight once per
 character, so chars/s <= bandwidth / weight bytes per character. That bound uses main-memory
@@ -29,7 +30,7 @@ import torch
 
 from charrnn.checkpoint import Checkpoint, load_checkpoint
 from charrnn.config import ModelConfig, SampleConfig
-from charrnn.device import resolve_device
+from charrnn.device import cpu_has_bf16, resolve_device
 from charrnn.model import CharRNN
 from charrnn.sampling import CPU_EMIT_EVERY, CUDA_EMIT_EVERY, Generation, resolve_precision
 from charrnn.stepper import Stepper
@@ -62,6 +63,17 @@ def single_thread_bandwidth(device: torch.device) -> float:
     torch.set_num_threads(1)
     try:
         return common.copy_bandwidth(device).median / 1e9
+    finally:
+        torch.set_num_threads(previous)
+
+
+def single_thread_matmul_peaks(device: torch.device, bf16: bool) -> dict[str, float]:
+    """FLOP/s of a large matmul on one thread (all of the device's off CPU), fp32 and bf16."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        dtypes = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if bf16 else {})}
+        return {p: common.matmul_flops(device, dtype).median for p, dtype in dtypes.items()}
     finally:
         torch.set_num_threads(previous)
 
@@ -143,7 +155,9 @@ def loss_change(checkpoint: Checkpoint, text_path: Path, chars: int) -> list[dic
     rows = [{"precision": "model.forward fp32", "val_loss": reference, "change": 0.0}]
     if checkpoint.model.head.weight.device.type != "cpu":
         return rows
-    for precision in ("fp32", "fp16", "int8"):
+    for precision in (
+        ("fp32", "fp16", "bf16", "int8") if cpu_has_bf16() else ("fp32", "fp16", "int8")
+    ):
         with torch.inference_mode():
             stepper = Stepper(checkpoint.model, 1, precision)
             out = torch.empty(len(targets), len(checkpoint.vocab))
@@ -177,29 +191,42 @@ def main() -> None:
     device = resolve_device(args.device)
     batches = [int(b) for b in args.batches.split(",")]
     precisions = ["fp32", "fp16", "int8"] if device.type == "cpu" else ["fp32"]
+    if device.type == "cpu" and cpu_has_bf16():
+        precisions.insert(2, "bf16")
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     common.log(f"measuring copy bandwidth on {device} ...")
     bandwidth = single_thread_bandwidth(device) if device.type == "cpu" else None
     bandwidth_all = common.copy_bandwidth(device).median / 1e9
     bandwidth = bandwidth or bandwidth_all
+    # A batch of streams is bound by arithmetic, not by reading weights: its share of the matmul
+    # peak on one thread (the generation loop's), fp32 and bf16 where bf16 runs.
+    peaks = single_thread_matmul_peaks(device, "bf16" in precisions)
 
     models = [(name, random_checkpoint(layers, hidden, device)) for name, layers, hidden in SHAPES]
     if args.checkpoint:
         loaded = load_checkpoint(args.checkpoint, device)
         models.append((f"{loaded.path.name} {loaded.model_config.shape}", loaded))
     rows = measure_all(models, precisions, batches, bandwidth, args.seconds)
+    for row in rows:
+        flops = 2 * row["parameters"] * row["chars_per_second"]
+        row["share_of_matmul_peak"] = {p: flops / peak for p, peak in peaks.items()}
     baseline = forward_loop_baseline(models[0][1], args.seconds)
     losses = (
         loss_change(models[-1][1], args.loss_text, args.loss_chars)
         if args.checkpoint and args.loss_text
         else []
     )
-    auto = {name: resolve_precision("auto", ckpt.model, device) for name, ckpt in models}
+    auto = {
+        f"{name}, batch {batch}": resolve_precision("auto", ckpt.model, device, batch)
+        for name, ckpt in models
+        for batch in batches
+    }
     results = {
         "load_average_before_after": [load_before, os.getloadavg()[0]],
         "copy_bandwidth_gb_per_s": bandwidth,
         "copy_bandwidth_all_threads_gb_per_s": bandwidth_all,
+        "matmul_peak_one_thread_flops_per_second": peaks,
         "plain_forward_loop_chars_per_second_2x128": baseline,
         "auto_precision": auto,
         "results": rows,
@@ -223,7 +250,7 @@ def measure_all(
     for name, checkpoint in models:
         for precision in precisions:
             for batch in batches:
-                if precision != "fp32" and batch > 64:
+                if precision not in ("fp32", "bf16") and batch > 64:
                     continue  # compute-bound there: reduced precision buys little, costs minutes
                 common.log(f"{name} {precision} batch {batch} ...")
                 row = {
@@ -256,8 +283,9 @@ def report(device_info: dict, results: dict, args: argparse.Namespace) -> None:
     )
     baseline = results["plain_forward_loop_chars_per_second_2x128"]
     print(f"plain model.forward loop, lstm 2x128, one stream: {baseline:,.0f} chars/s\n")
+    peaks = results["matmul_peak_one_thread_flops_per_second"]
     headers = ["model", "weights", "batch", "chars/s (spread)", "per CPU-s", "bound", "share",
-               "1st char"]  # fmt: skip
+               *(f"of {p} peak" for p in peaks), "1st char"]  # fmt: skip
     common.print_table(
         headers,
         [
@@ -269,6 +297,7 @@ def report(device_info: dict, results: dict, args: argparse.Namespace) -> None:
                 f"{row['cpu_chars_per_second']:,.0f}",
                 f"{row['bandwidth_bound_chars_per_second']:,.0f}",
                 f"{row['share_of_bound']:.0%}",
+                *(f"{share:.0%}" for share in row["share_of_matmul_peak"].values()),
                 f"{row['first_char_seconds'] * 1000:.0f} ms",
             ]
             for row in results["results"]

@@ -4,11 +4,12 @@ Scoring knows the whole text in advance, so it runs the fused RNN over whole seq
 padded batches (`lines`, the CLI's default), or the text as one stream carried in chunks
 (`whole`, exact; `--streams N` cuts it into N segments scored side by side, approximately). A
 forward pass costs about 2 FLOPs per parameter per character, so model FLOP/s = 2 x parameters x
-chars/s, shown as a share of a large fp32 matmul's FLOP/s measured first on the same device.
+chars/s, shown as a share of a large matmul's FLOP/s (fp32, and bf16 where it runs) measured
+first on the same device.
 
     python benchmarks/bench_score.py                          # CPU: 2x128, 2x512, 3x512 (~2 min)
     python benchmarks/bench_score.py --threads 1              # a busy machine: one thread
-    python benchmarks/bench_score.py --device cuda --precision bf16
+    python benchmarks/bench_score.py --device cuda --precisions bf16
     python benchmarks/bench_score.py --checkpoint checkpoints/shakespeare.pt --sizes none
 """
 
@@ -19,6 +20,7 @@ import json
 import random
 import string
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ import common
 import torch
 
 from charrnn import CharRNN, ModelConfig, Vocab, load_checkpoint
-from charrnn.device import resolve_device
+from charrnn.device import cpu_has_bf16, resolve_device, use_bf16
 from charrnn.errors import CharRNNError
 from charrnn.scoring import ScoreConfig, score, score_lines
 
@@ -81,7 +83,18 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="lines per batch [default: charrnn's for the device]",
     )
-    parser.add_argument("--precision", default="fp32", choices=tuple(DTYPES), help="[fp32]")
+    parser.add_argument(
+        "--precisions",
+        default=None,
+        help="fp32 and/or bf16 (CUDA, or a CPU with bf16 matrix units) "
+        "[default: both where bf16 runs, fp32 elsewhere]",
+    )
+    parser.add_argument(
+        "--loss-text",
+        type=Path,
+        help="with --checkpoint: score this text whole in each precision and print the loss "
+        "difference from fp32 in nats per character (e.g. the held-out tail of the corpus)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="timed runs per row [default: 3]")
     parser.add_argument("--threads", type=int, help="torch CPU threads [default: torch's]")
     parser.add_argument(
@@ -163,30 +176,109 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     try:
         device = resolve_device(args.device)
-        config = ScoreConfig(
-            batch_size=args.batch_size, precision=args.precision, streams=args.streams
-        )
+        bf16_runs = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+        precisions = [p.strip() for p in (args.precisions or "fp32,bf16").split(",")]
+        if args.precisions is None and not bf16_runs:
+            precisions = ["fp32"]
+        if not precisions or any(p not in DTYPES for p in precisions):
+            common.fail(f"--precisions takes fp32 and/or bf16, got {args.precisions!r}", 2)
+        configs = {
+            p: ScoreConfig(batch_size=args.batch_size, precision=p, streams=args.streams)
+            for p in precisions
+        }
+        for precision in precisions:
+            use_bf16(device, precision)  # refuses bf16 where it cannot run
     except CharRNNError as problem:
         common.fail(str(problem), problem.exit_code)
-    if args.precision == "bf16" and device.type != "cuda":
-        common.fail("bf16 needs a CUDA device; use --precision fp32", 2)
     seconds = args.seconds
     if seconds is None and device.type != "cuda":
         seconds = 3.0
 
-    if args.text:
-        try:
-            text = args.text.read_text(encoding="utf-8")[: args.chars]
-        except (OSError, UnicodeDecodeError) as problem:
-            common.fail(f"cannot read {args.text}: {problem}")
-    else:
-        text = random_text(args.chars)
+    text = _read(args.text, args.chars) if args.text else random_text(args.chars)
     info = common.describe_device(device)
     threads = torch.get_num_threads()
-    common.log(f"device: {info['name']}, {threads} threads; measuring the matmul peak")
-    peak = common.matmul_flops(device, DTYPES[args.precision])
-    common.log(f"{args.precision} matmul: {common.si(peak.median)}FLOP/s")
+    common.log(f"device: {info['name']}, {threads} threads; measuring the matmul peaks")
+    peaks = {p: common.matmul_flops(device, DTYPES[p]) for p in DTYPES if p == "fp32" or bf16_runs}
+    models = _models(args, text, device)
 
+    rows, results = [], []
+    for name, model, model_vocab in models:
+        parameters = model.num_parameters()
+        for mode in modes:
+            for precision, config in configs.items():
+                common.log(f"{name}, {mode}, {precision}...")
+                found = measure(model, model_vocab, text, mode, config, device, seconds, args.runs)
+                speed: common.Spread = found["chars_per_second"]
+                flops = FORWARD_FLOPS_PER_PARAMETER * parameters * speed.median
+                batch = config.batch_size_on(device) if mode == "lines" else config.streams
+                shares = {p: flops / peak.median for p, peak in peaks.items()}
+                results.append(
+                    {
+                        "model": name,
+                        "parameters": parameters,
+                        "mode": mode,
+                        "precision": precision,
+                        "batch": batch,
+                        **found,
+                        "model_flops_per_second": flops,
+                        "share_of_matmul": shares[precision],
+                        "share_of_peak": shares,
+                    }
+                )
+                shown = mode if mode == "lines" or args.streams == 1 else f"whole/{args.streams}"
+                rows.append(
+                    [
+                        name,
+                        f"{parameters:,}",
+                        shown,
+                        precision,
+                        batch,
+                        f"{found['chars']:,}",
+                        common.format_spread(speed, lambda v: f"{v:,.0f}"),
+                        f"{flops / 1e9:.1f}",
+                        *(f"{share:.0%}" for share in shares.values()),
+                    ]
+                )
+    headers = ["model", "parameters", "mode", "precision", "batch", "chars timed",
+               "chars/s (median, min-max)", "model GFLOP/s"] + [f"of {p} peak" for p in peaks]  # fmt: skip
+    common.print_table(headers, rows)
+    for precision, peak in peaks.items():
+        common.log(
+            f"matmul peak ({precision}, {threads} threads): "
+            f"{peak.median / 1e9:.1f} GFLOP/s ({peak.low / 1e9:.1f}-{peak.high / 1e9:.1f})"
+        )
+
+    document = {
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "threads": threads,
+        "text_chars": len(text),
+        "matmul_flops_per_second": peaks,
+        "rows": results,
+    }
+    if args.loss_text and args.checkpoint:
+        document["loss_by_precision"] = _loss_by_precision(args, models[-1], configs)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        full = {"benchmark": "score", "device": info, **document}
+        written = json.dumps(full, indent=2, default=common._jsonable) + "\n"
+        args.out.write_text(written, encoding="utf-8")
+        path = args.out
+    else:
+        path = common.write_results("score", info, document)
+    common.log(f"wrote {path}")
+
+
+def _read(path: Path, chars: int | None) -> str:
+    try:
+        return path.read_text(encoding="utf-8")[:chars]
+    except (OSError, UnicodeDecodeError) as problem:
+        common.fail(f"cannot read {path}: {problem}")
+
+
+def _models(
+    args: argparse.Namespace, text: str, device: torch.device
+) -> list[tuple[str, CharRNN, Vocab]]:
+    """LSTMs of --sizes with random weights over the text's characters, and --checkpoint."""
     models: list[tuple[str, CharRNN, Vocab]] = []
     vocab = Vocab(ALPHABET + "".join(sorted(set(text) - set(ALPHABET))))
     for layers, hidden in common.parse_sizes(args.sizes):
@@ -203,72 +295,32 @@ def main() -> None:
         shape = loaded.model_config
         name = f"{args.checkpoint.name} ({shape.cell} {shape.num_layers}x{shape.hidden_size})"
         models.append((name, loaded.model, loaded.vocab))
+    return models
 
-    rows, results = [], []
-    for name, model, model_vocab in models:
-        parameters = model.num_parameters()
-        for mode in modes:
-            common.log(f"{name}, {mode}...")
-            found = measure(model, model_vocab, text, mode, config, device, seconds, args.runs)
-            speed: common.Spread = found["chars_per_second"]
-            flops = FORWARD_FLOPS_PER_PARAMETER * parameters * speed.median
-            batch = config.batch_size_on(device) if mode == "lines" else config.streams
-            results.append(
-                {
-                    "model": name,
-                    "parameters": parameters,
-                    "mode": mode,
-                    "batch": batch,
-                    **found,
-                    "model_flops_per_second": flops,
-                    "share_of_matmul": flops / peak.median,
-                }
-            )
-            shown_mode = mode if mode == "lines" or args.streams == 1 else f"whole/{args.streams}"
-            rows.append(
-                [
-                    name,
-                    f"{parameters:,}",
-                    shown_mode,
-                    batch,
-                    f"{found['chars']:,}",
-                    common.format_spread(speed, lambda v: f"{v:,.0f}"),
-                    f"{flops / 1e9:.1f}",
-                    f"{flops / peak.median:.0%}",
-                ]
-            )
-    headers = [
-        "model",
-        "parameters",
-        "mode",
-        "batch",
-        "chars timed",
-        "chars/s (median, min-max)",
-        "model GFLOP/s",
-        "share of matmul",
-    ]
-    common.print_table(headers, rows)
-    common.log(
-        f"matmul peak ({args.precision}, {threads} threads): "
-        f"{peak.median / 1e9:.1f} GFLOP/s ({peak.low / 1e9:.1f}-{peak.high / 1e9:.1f})"
-    )
 
-    document = {
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "threads": threads,
-        "text_chars": len(text),
-        "matmul_flops_per_second": peak,
-        "rows": results,
-    }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        full = {"benchmark": "score", "device": info, **document}
-        written = json.dumps(full, indent=2, default=common._jsonable) + "\n"
-        args.out.write_text(written, encoding="utf-8")
-        path = args.out
-    else:
-        path = common.write_results("score", info, document)
-    common.log(f"wrote {path}")
+def _loss_by_precision(
+    args: argparse.Namespace,
+    model: tuple[str, CharRNN, Vocab],
+    configs: dict[str, ScoreConfig],
+) -> dict[str, Any]:
+    """The checkpoint's loss on --loss-text (scored whole, exactly) in each precision."""
+    name, network, vocab = model
+    text = _read(args.loss_text, None)
+    losses = {}
+    for precision, config in configs.items():
+        common.log(f"{name}: loss on {args.loss_text.name} in {precision}...")
+        scored = score(network, text, replace(config, streams=1), vocab=vocab)
+        losses[precision] = -scored.logprob / scored.chars
+    reference = losses.get("fp32")
+    common.print_table(
+        ["model", "text", "precision", "nats/char", "difference from fp32"],
+        [
+            [name, f"{args.loss_text.name} ({len(text):,} chars)", p, f"{loss:.5f}",
+             "-" if reference is None else f"{loss - reference:+.5f}"]
+            for p, loss in losses.items()
+        ],
+    )  # fmt: skip
+    return {"text": str(args.loss_text), "chars": len(text), "nats_per_char": losses}
 
 
 if __name__ == "__main__":

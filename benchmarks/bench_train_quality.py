@@ -63,7 +63,8 @@ TRAIN_OPTIONS = (
 )
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (or `argv`: the sweep passes each variant's options through here)."""
     defaults = {
         f.name: f.default for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)
     }
@@ -104,7 +105,10 @@ def parse_args() -> argparse.Namespace:
             metavar=flag.removeprefix("--").upper(),
             help=f"{field} [default: {defaults[field]}]",
         )
-    return parser.parse_args()
+    return parser.parse_args(argv)
+
+
+parse_options = parse_args
 
 
 def user_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -23,7 +23,7 @@ import torch
 
 from charrnn import Corpus, ModelConfig, TrainConfig, train
 from charrnn.config import CELLS
-from charrnn.device import resolve_device, use_bf16
+from charrnn.device import cpu_has_bf16, resolve_device, use_bf16
 from charrnn.errors import CharRNNError
 from charrnn.events import Event, StepReport, TrainStart
 
@@ -52,7 +52,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--precisions",
         default=None,
-        help="fp32 and/or bf16 (CUDA) [default: fp32,bf16 on CUDA, fp32 elsewhere]",
+        help="fp32 and/or bf16 (CUDA, or a CPU with bf16 matrix units) "
+        "[default: both where bf16 runs, fp32 elsewhere]",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="windows per step [default: 64]")
     parser.add_argument(
@@ -180,11 +181,10 @@ def main() -> None:
         common.fail(str(problem), problem.exit_code)
     cuda = device.type == "cuda"
     sizes = common.parse_sizes(args.sizes or ",".join(ALL_SIZES if cuda else CPU_SIZES))
+    bf16_runs = cuda or (device.type == "cpu" and cpu_has_bf16())
     precisions = parse_list(
-        args.precisions or ("fp32,bf16" if cuda else "fp32"), tuple(DTYPES), "--precisions"
+        args.precisions or ("fp32,bf16" if bf16_runs else "fp32"), tuple(DTYPES), "--precisions"
     )
-    if "bf16" in precisions and not cuda:
-        common.fail(f"bf16 needs a CUDA device, not {device.type}; use --precisions fp32", 2)
 
     model_options = {"embedding_size": args.embedding, "dropout": args.dropout}
     train_options = {"windows": args.windows, "compile": args.compile, "device": args.device}
@@ -208,14 +208,19 @@ def main() -> None:
                         **model_options,
                     )
                     config = TrainConfig(precision=precision, **train_options)
-                    use_bf16(device, precision)
+                    use_bf16(device, precision)  # refuses bf16 where it cannot run
                     plans.append((model_config, config))
     except CharRNNError as problem:
         common.fail(str(problem), problem.exit_code)
 
     device_info = common.describe_device(device)
     common.log(f"measuring the matmul peak on {device_info['name']}")
-    peaks = {precision: common.matmul_flops(device, DTYPES[precision]) for precision in precisions}
+    # Both peaks where bf16 runs, so every figure is also a share of the bf16 peak.
+    peaks = {
+        p: common.matmul_flops(device, DTYPES[p])
+        for p in ("fp32", "bf16")
+        if bf16_runs or p == "fp32"
+    }
     corpus = random_corpus(args.batch_size, args.seq_len, train_options["val_fraction"])
 
     results = []
@@ -242,16 +247,18 @@ def main() -> None:
                 **figures,
                 "model_flops_per_second": model_flops,
                 "fraction_of_matmul_peak": model_flops / peaks[config.precision].median,
+                "fraction_of_peak": {p: model_flops / peak.median for p, peak in peaks.items()},
             }
         )
         common.log(f"{label}: {speed.median:,.0f} chars/s")
 
     common.print_table(
         ["precision", f"matmul peak FLOP/s ({device_info['name']})"],
-        [[p, common.format_spread(peaks[p], common.si)] for p in precisions],
+        [[p, common.format_spread(peak, common.si)] for p, peak in peaks.items()],
     )
     common.print_table(
-        ["cell", "size", "precision", "parameters", "chars/s", "model FLOP/s", "of matmul peak"],
+        ["cell", "size", "precision", "parameters", "chars/s", "model FLOP/s"]
+        + [f"of {p} peak" for p in peaks],
         [
             [
                 r["cell"],
@@ -260,7 +267,7 @@ def main() -> None:
                 f"{r['num_parameters']:,}",
                 common.format_spread(r["chars_per_second"], common.si),
                 common.si(r["model_flops_per_second"]),
-                f"{r['fraction_of_matmul_peak']:.1%}",
+                *(f"{share:.1%}" for share in r["fraction_of_peak"].values()),
             ]
             for r in results
         ],

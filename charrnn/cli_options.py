@@ -21,6 +21,7 @@ from typer.core import TyperCommand
 from . import __version__
 from .config import (
     CELLS,
+    CPU_BF16_MIN_HIDDEN,
     CPU_MULTITHREAD_MODEL,
     DEVICE_DEFAULTS,
     DEVICE_HELP,
@@ -30,6 +31,7 @@ from .config import (
     UNKNOWN_CHAR_POLICIES,
     WINDOWS,
     ModelConfig,
+    ServeConfig,
     TrainConfig,
     flag,
 )
@@ -234,7 +236,12 @@ SampleChars = Annotated[
 TrainDevice = Annotated[str | None, _field(TrainConfig, "device", DEVICE_HELP)]
 TrainPrecision = Annotated[
     Precision | None,
-    _field(TrainConfig, "precision", "auto: bf16 autocast on CUDA, fp32 elsewhere."),
+    _field(
+        TrainConfig,
+        "precision",
+        "auto: bf16 autocast on CUDA, and on a CPU with bf16 matrix units (AVX512-BF16, AMX) "
+        f"for layers of {CPU_BF16_MIN_HIDDEN} or more; fp32 elsewhere. bf16 keeps fp32 weights.",
+    ),
 ]
 Compile = Annotated[
     bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model.")
@@ -318,4 +325,34 @@ RunsJson = Annotated[
         help="One JSON object per run and line: run, corpus, model, parameters, steps, "
         "best_val_loss, state, why, saved_at.",
     ),
+]
+
+# --- serve ----------------------------------------------------------------------------------
+
+Host = Annotated[
+    str | None,
+    _field(
+        ServeConfig,
+        "host",
+        "Address to listen on; anything but loopback lets other machines in (a warning says so).",
+    ),
+]
+Port = Annotated[int | None, _field(ServeConfig, "port", "Port to listen on; 0: any free one.")]
+MaxLength = Annotated[
+    int | None, _field(ServeConfig, "max_length", "Most characters per sample a request may ask.")
+]
+MaxSamples = Annotated[
+    int | None, _field(ServeConfig, "max_samples", "Most samples per request (num_samples).")
+]
+MaxRequestBytes = Annotated[
+    int | None,
+    _field(
+        ServeConfig,
+        "max_request_bytes",
+        "Largest request body; a bigger one gets 413 (it bounds a text to score).",
+        metavar="BYTES",
+    ),
+]
+ServeQuiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No status lines on stderr (warnings still show).")
 ]

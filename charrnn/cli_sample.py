@@ -127,11 +127,14 @@ def write_samples(
     as_json: bool,
     quiet: bool,
     annotate: Callable[[Any], dict[str, Any]] | None,
+    keep: bool = False,
 ) -> list[Any]:
-    """Draw the samples, streaming the first as it is made, and say how fast on stderr."""
+    """Draw the samples, streaming the first as it is made, and say how fast on stderr. They
+    are kept (and returned) only when `keep` asks: any number of them streams through bounded
+    memory otherwise."""
     from .sampling import Generation
 
-    generation = Generation(loaded.model, loaded.vocab, config)
+    generation = Generation(loaded.model, loaded.vocab, config, keep_samples=keep)
     if generation.skipped_note:
         warn(generation.skipped_note)
     if not quiet:
@@ -140,10 +143,12 @@ def write_samples(
     writer = SampleWriter(stdout, generation.prime, as_json, annotate)
     started = time.perf_counter()
     writer.start()
+    chars = 0
     for piece in generation:
         writer.piece(piece)
-    writer.finish(generation.samples)
+        chars += piece.finished.chars if piece.finished is not None else 0
+    writer.finish()
     if not quiet:
-        chars, seconds = sum(s.chars for s in generation.samples), time.perf_counter() - started
+        seconds = time.perf_counter() - started
         info(f"{chars:,} characters in {seconds:.2f} s ({chars / max(seconds, 1e-9):,.0f} chars/s)")
     return generation.samples

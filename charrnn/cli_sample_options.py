@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from .cli_options import SamplePrecision, UnknownChars, _field
-from .config import AUTO_FP16_BYTES, DEVICE_HELP, SampleConfig, flag
+from .config import AUTO_BF16_MIN_BATCH, AUTO_FP16_BYTES, DEVICE_HELP, SampleConfig, flag
 
 # --- sample ---------------------------------------------------------------------------------
 
@@ -93,8 +93,9 @@ SamplePrecisionOption = Annotated[
     _field(
         SampleConfig,
         "precision",
-        "Weights for CPU sampling; auto: fp16 for models over "
-        f"{AUTO_FP16_BYTES / 2**20:g} MB, where it is faster.",
+        f"Weights for CPU sampling; auto: bf16 for {AUTO_BF16_MIN_BATCH} or more samples at "
+        "once on a CPU with bf16 matrix units, else fp16 for models over "
+        f"{AUTO_FP16_BYTES / 2**20:g} MB, where each is faster.",
     ),
 ]
 SampleJson = Annotated[

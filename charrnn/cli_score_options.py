@@ -75,7 +75,11 @@ Heatmap = Annotated[
 ]
 ScorePrecision = Annotated[
     Precision | None,
-    _field(ScoreConfig, "precision", "auto: bf16 autocast on CUDA, fp32 elsewhere."),
+    _field(
+        ScoreConfig,
+        "precision",
+        "auto: bf16 autocast on CUDA, fp32 elsewhere; bf16 also on a CPU with bf16 matrix units.",
+    ),
 ]
 Streams = Annotated[
     int | None,

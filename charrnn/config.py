@@ -168,13 +168,20 @@ def from_dict(cls: type, values: dict[str, Any]) -> Any:
     return cls(**{key: value for key, value in values.items() if key in known})
 
 
+# `--precision auto` trains in bf16 on a CPU with bf16 matrix units when the layers are at least
+# this wide: below it the per-call cost of converting to bf16 outweighs the faster products.
+CPU_BF16_MIN_HIDDEN = 128
+
 UNKNOWN_CHAR_POLICIES = ("error", "skip")
 # Above this many fp32 weight bytes per step, fp16 weights step faster on CPU (the step is bound
 # by reading them): measured 1.4x for the shipped 2x384 LSTM (7.6 MB), 1.5x for a 2x512 LSTM
 # (13 MB), 2.9x for 3x512 (21 MB), but 0.35-0.5x for 2x128 (0.8 MB, where fbgemm's per-call cost
 # dominates). Val loss moved by < 1e-5 nats. `--precision auto` on CPU follows it.
 AUTO_FP16_BYTES = 4 * 2**20
-SAMPLE_PRECISIONS = ("auto", "fp32", "fp16", "int8")
+# From this many samples at once, a step is bound by arithmetic more than by reading weights, and
+# bf16 products beat fp16 ones on a CPU with bf16 matrix units. `--precision auto` follows it.
+AUTO_BF16_MIN_BATCH = 16
+SAMPLE_PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 
 
 @dataclass(frozen=True)
@@ -265,6 +272,22 @@ class ScoreConfig:
         if self.batch_size is not None:
             return self.batch_size
         return CPU_BATCH_SIZE if device.type == "cpu" else GPU_BATCH_SIZE
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Where `charrnn serve` listens, and the caps that keep one request from holding it."""
+
+    host: str = "127.0.0.1"  # loopback: only this machine can connect
+    port: int = 8000  # 0: any free port (the one taken is reported)
+    max_length: int = 10_000  # characters per sample: about 1 s of the shipped model on one thread
+    max_samples: int = 16  # samples per request (one batch)
+    max_request_bytes: int = 200_000  # a request body: about 10 s of scoring on one CPU thread
+
+    def __post_init__(self) -> None:
+        _require(bool(self.host), "--host must not be empty")
+        _require(0 <= self.port <= 65535, f"--port must be between 0 and 65535, got {self.port}")
+        _at_least(self, 1, "max_length", "max_samples", "max_request_bytes")
 
 
 # Defaults that depend on the device. The dataclass defaults above suit a GPU; on a CPU,

@@ -257,6 +257,12 @@ def sample_status(path: Path | None, description: str, device: str, seeds: list[
     return f"sampling from {path or 'the shipped model'} ({description}) on {device}, {seed}"
 
 
+def serve_status(path: Path | None, shape: str, device: str, url: str) -> str:
+    """The stderr line that says what is served where (plain text; pass it through info())."""
+    model = f"{path or 'the shipped model'} ({shape})"
+    return f"serving {model} on {device} at {url} (API: /docs); Ctrl-C stops"
+
+
 # -- charrnn score: heatmap, progress and the total on stderr --
 
 _HEATMAP_PICTURES = {k: v for k, v in CONTROL_PICTURES.items() if chr(k) not in "\t\n"}

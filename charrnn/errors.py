@@ -39,5 +39,9 @@ class ResourceError(CharRNNError):
     """The machine lacks what a run needs (memory), found before anything is allocated."""
 
 
+class ServeError(CharRNNError):
+    """The server cannot start: the serve extra is missing, or the address cannot be bound."""
+
+
 class MissingExtra(CharRNNError):
     """An optional feature whose package is not installed; the message names the pip extra."""

@@ -82,8 +82,9 @@ class SampleWriter:
             while self.written in self.waiting:
                 self._write_sample(self.waiting.pop(self.written))
 
-    def finish(self, samples: list[Sample]) -> None:
-        """Write the samples not written yet, in order."""
+    def finish(self, samples: Sequence[Sample] = ()) -> None:
+        """Write the samples not written yet, in order (those of `samples` the pieces did not
+        already bring)."""
         for sample in samples[self.written :]:
             self._write_sample(sample)
         if self.styled and not self.as_json and self.last_char not in ("", "\n"):
@@ -92,20 +93,26 @@ class SampleWriter:
     def _write_sample(self, sample: Sample) -> None:
         index, self.written = self.written, self.written + 1
         if self.as_json:
-            record = {
-                "text": sample.text,
-                "prime": sample.prime,
-                "seed": sample.seed,
-                "logprob": sample.logprob,
-                "chars": sample.chars,
-                "stopped": sample.stopped,
-                **(self.annotate(sample) if self.annotate else {}),
-            }
+            record = sample_record(sample)
+            if self.annotate is not None:
+                record.update(self.annotate(sample))
             self._write(json.dumps(record, ensure_ascii=False) + "\n")
         elif index > 0:  # the first one was streamed piece by piece
             self._write(("" if self.last_char in ("", "\n") else "\n") + SAMPLE_SEPARATOR + "\n")
             self._write(self.prime, dim=True)
             self._write(sample.text)
+
+
+def sample_record(sample: Sample) -> dict[str, Any]:
+    """A finished sample as `--json` writes it (and the HTTP API returns it)."""
+    return {
+        "text": sample.text,
+        "prime": sample.prime,
+        "seed": sample.seed,
+        "logprob": sample.logprob,
+        "chars": sample.chars,
+        "stopped": sample.stopped,
+    }
 
 
 # -- charrnn score: rows (table, tab-separated, JSON) --
@@ -199,15 +206,23 @@ def _json_figures(summary: ScoreSummary) -> dict[str, float | int | None]:
     }
 
 
-def score_json_row(row: ScoreRow) -> str:
+def score_record(row: ScoreRow) -> dict[str, Any]:
+    """A row as `--json` writes it (and the HTTP API returns it): NaN and infinities as None."""
     number, scored = row
-    record = {"line": number, "text": shown_text(row), **_json_figures(scored)}
-    return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+    return {"line": number, "text": shown_text(row), **_json_figures(scored)}
+
+
+def score_total_record(total: ScoreSummary, rows: int) -> dict[str, Any]:
+    """The total as `--json` writes it last, with "total": true."""
+    return {"total": True, "lines": rows, **_json_figures(total)}
+
+
+def score_json_row(row: ScoreRow) -> str:
+    return json.dumps(score_record(row), ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def score_json_total(total: ScoreSummary, rows: int) -> str:
-    record = {"total": True, "lines": rows, **_json_figures(total)}
-    return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(score_total_record(total, rows), ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def score_json(rows: Sequence[ScoreRow], total: ScoreSummary) -> Iterator[str]:

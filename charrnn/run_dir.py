@@ -160,6 +160,12 @@ class RunDirectory:
                 f"directory (drop --out), choose an empty --out, or pass {flag('force')} to "
                 "overwrite it"
             )
+        if not self.last.exists():  # only a best.pt or a stale metrics.jsonl: nothing to resume
+            held = ", ".join(name for name in RUN_FILES if (self.path / name).exists())
+            raise ConfigError(
+                f"{self.path} already holds an earlier run's {held}; choose another --out, or "
+                f"pass {flag('force')} to overwrite it"
+            )
         raise ConfigError(
             f"{self.path} already holds a run; continue it with --resume {self.last}, "
             f"choose another --out, or pass {flag('force')} to overwrite it"

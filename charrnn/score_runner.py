@@ -106,7 +106,9 @@ class ModelRunner:
     def __init__(self, model: CharRNN, vocab: Vocab, config: ScoreConfig):
         self.model, self.vocab, self.config = model, vocab, config
         self.device = model.head.weight.device
-        self.bf16 = use_bf16(self.device, config.precision)
+        # 'auto' scores in bf16 on CUDA only: on a CPU, fp32 unless bf16 is asked for.
+        cpu_auto = self.device.type == "cpu" and config.precision == "auto"
+        self.bf16 = not cpu_auto and use_bf16(self.device, config.precision)
         self.batch_size = config.batch_size_on(self.device)
         self.context = torch.tensor(context_ids(vocab, config.context), device=self.device)
         state: State = model.initial_state(1, self.device)

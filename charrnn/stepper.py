@@ -15,7 +15,8 @@ every buffer allocated once, so a step is a short, fixed list of in-place ATen c
 
 It computes the same function as `model.forward` in eval mode (tests check the logits match).
 On CPU the matrix products may use reduced-precision weights (`precision`): fp16 or int8 through
-PyTorch's fbgemm kernels, which read 2x or 4x fewer bytes per character than fp32.
+PyTorch's fbgemm kernels, which read 2x or 4x fewer bytes per character than fp32, or bf16
+through oneDNN on a CPU with bf16 matrix units, for batches of samples.
 """
 
 from __future__ import annotations
@@ -55,6 +56,20 @@ def make_product(
         if bias is None:
             return lambda x, out: torch.mm(x, weight_t, out=out)
         return lambda x, out: torch.addmm(bias, x, weight_t, out=out)
+    if precision == "bf16":  # oneDNN's bf16 products; the bias is added in fp32
+        weight_bf16 = weight.to(torch.bfloat16).t()
+        bias_fp32 = None if bias is None else bias.float()
+
+        def product_bf16(x: torch.Tensor, out: torch.Tensor) -> None:
+            result = torch.mm(x.to(torch.bfloat16), weight_bf16)
+            if accumulate:
+                out.add_(result)
+            elif bias_fp32 is None:
+                out.copy_(result)
+            else:
+                torch.add(bias_fp32, result, out=out)
+
+        return product_bf16
     if precision == "fp16":
         packed = torch.ops.quantized.linear_prepack_fp16(weight.contiguous(), bias)
         run = torch.ops.quantized.linear_dynamic_fp16
@@ -82,18 +97,28 @@ class Stepper:
     def __init__(self, model: CharRNN, batch_size: int, precision: str = "fp32"):
         config = model.config
         self.cell, self.precision = config.cell, precision
-        self.num_layers = layers = config.num_layers
-        self.hidden_size = hidden = config.hidden_size
+        self.num_layers, self.hidden_size = config.num_layers, config.hidden_size
         self.batch_size = batch_size
-        device = model.head.weight.device
+        self.device = device = model.head.weight.device
         if precision != "fp32" and device.type != "cpu":
             raise ValueError(f"{precision} weights are for CPU only, not {device.type}")
-        core = model.core
+        self.width = {"lstm": 4, "gru": 3, "rnn": 1}[self.cell] * self.hidden_size
+        self._prepare_weights(model)
+        self._allocate_buffers()
+        self._views()
+        build = {"lstm": self._lstm_layer, "gru": self._gru_layer, "rnn": self._rnn_layer}[
+            self.cell
+        ]
+        self._layers = [build(layer) for layer in range(self.num_layers)]
+        self._head = self.products["head"]
+
+    def _prepare_weights(self, model: CharRNN) -> None:
+        """The input table and every matrix product, in the step's gate order and precision."""
+        core, hidden, device = model.core, self.hidden_size, self.device
 
         def weight(name: str, layer: int) -> torch.Tensor:
             return getattr(core, f"{name}_l{layer}").detach().float()
 
-        width = {"lstm": 4, "gru": 3, "rnn": 1}[self.cell] * hidden
         if self.cell == "lstm":  # PyTorch's (i, f, g, o) -> (i, f, o, g)
             order = torch.cat(
                 [
@@ -103,7 +128,7 @@ class Stepper:
                 ]
             ).to(device)
         else:
-            order = torch.arange(width, device=device)
+            order = torch.arange(self.width, device=device)
 
         def input_side_bias(layer: int) -> torch.Tensor:
             # A GRU's b_hn sits inside r * (W_hn h + b_hn): only b_hr and b_hz may join the input
@@ -125,9 +150,9 @@ class Stepper:
             name: str, matrix: torch.Tensor, bias: torch.Tensor | None, accumulate: bool = False
         ) -> None:
             self.weights[name] = matrix
-            self.products[name] = make_product(matrix, bias, precision, accumulate)
+            self.products[name] = make_product(matrix, bias, self.precision, accumulate)
 
-        for layer in range(layers):
+        for layer in range(self.num_layers):
             recurrent = weight("weight_hh", layer)[order]
             if self.cell == "gru":
                 hidden_bias = torch.cat(
@@ -143,30 +168,28 @@ class Stepper:
                 add_product(f"input{layer}", merged, input_side_bias(layer))
         add_product("head", model.head.weight.detach().float(), model.head.bias.detach().float())
 
+    def _allocate_buffers(self) -> None:
+        """Every buffer a step writes, made once: a step creates no tensor."""
+        batch, layers, hidden = self.batch_size, self.num_layers, self.hidden_size
+
         def buffer(*shape: int) -> torch.Tensor:
-            return torch.zeros(*shape, device=device)
+            return torch.zeros(*shape, device=self.device)
 
         # One row per stream holding [h_1, ..., h_L]: layer l reads [h_{l-1}, h_l] as one slice.
-        self.hidden_state = buffer(batch_size, layers * hidden)
-        self.cell_state = buffer(batch_size, layers * hidden) if self.cell == "lstm" else None
-        self.gates = [buffer(batch_size, width) for _ in range(layers)]
+        self.hidden_state = buffer(batch, layers * hidden)
+        self.cell_state = buffer(batch, layers * hidden) if self.cell == "lstm" else None
+        self.gates = [buffer(batch, self.width) for _ in range(layers)]
         # Scratch space for the gate arithmetic: an LSTM needs tanh(c), a GRU its hidden-side
         # pre-activations and h - n; a vanilla RNN needs none.
-        scratch_width = {"lstm": hidden, "gru": width, "rnn": 0}[self.cell]
-        self.scratch = [buffer(batch_size, scratch_width) for _ in range(layers)]
+        scratch_width = {"lstm": hidden, "gru": self.width, "rnn": 0}[self.cell]
+        self.scratch = [buffer(batch, scratch_width) for _ in range(layers)]
         self.gru_scratch = [
-            buffer(batch_size, hidden if self.cell == "gru" else 0) for _ in range(layers)
+            buffer(batch, hidden if self.cell == "gru" else 0) for _ in range(layers)
         ]
-        self._views()
-        build = {"lstm": self._lstm_layer, "gru": self._gru_layer, "rnn": self._rnn_layer}[
-            self.cell
-        ]
-        self._layers = [build(layer) for layer in range(layers)]
-        self._head = self.products["head"]
 
     def bytes_per_step(self) -> int:
         """Weight bytes read per step: every matrix once, plus one table row per stream."""
-        per_element = {"fp32": 4, "fp16": 2, "int8": 1}[self.precision]
+        per_element = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}[self.precision]
         matrices = sum(matrix.numel() for matrix in self.weights.values()) * per_element
         return matrices + self.table.size(1) * 4 * self.batch_size
 

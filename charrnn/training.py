@@ -85,8 +85,8 @@ class _Run:
         self.corpus, self.config, self.run_dir = corpus, config, run_dir
         self.out_dir, self.best_path, self.last_path = run_dir.path, run_dir.best, run_dir.last
         self.device = device = resolve_device(config.device)
-        self.bf16 = use_bf16(device, config.precision)
         self.vocab, model_config = _vocab_and_model_config(corpus, model_config, resume, init_from)
+        self.bf16 = use_bf16(device, config.precision, model_config.hidden_size)
         # Where a fine-tuning run's weights came from, kept in every checkpoint of the run.
         self.lineage = init_from.lineage if init_from else None
         if resume is not None:

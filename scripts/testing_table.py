@@ -31,10 +31,12 @@ MIXED_FILES = {
     "tests/test_checkpoint.py",
     "tests/test_cli_train.py",
     "tests/test_cli_corpus.py",
+    "tests/test_serve.py",
+    "tests/test_serve_live.py",
     *LOOK_FILES,
 }
 BAD_INPUT_WORDS = ("error", "refus", "damaged", "bad", "nonsense", "one line", "usage", "unsafe",
-                   "invalid", "never", "missing", "not a", "diverg", "non finite", "fail")  # fmt: skip
+                   "invalid", "never", "missing", "not a", "diverg", "non finite", "fail", "503", "leav")  # fmt: skip
 # The files that attack the tool, in the order the table lists them.
 FAULT_FILES = [
     "tests/test_faults.py",
@@ -47,6 +49,9 @@ FAULT_FILES = [
     "tests/test_checkpoint.py",
     "tests/test_cli_train.py",
     "tests/test_cli_corpus.py",
+    "tests/test_serve.py",
+    "tests/test_serve_live.py",
+    "tests/test_serve_process.py",
     *LOOK_FILES,
 ]
 HEADER = """# What the tests attack

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +19,18 @@ from charrnn.vocab import Vocab
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """GPU tests need CUDA. Network and slow tests run in CI (CI is set there) or when asked; a
-    plain local run skips them."""
+    plain local run skips them. Browser tests need Chromium; in CI they run (and fail without
+    it), since .ci/run installs it."""
     skips = {}
     if not torch.cuda.is_available():
         skips["gpu"] = pytest.mark.skip(reason="needs a CUDA GPU")
     if not (os.environ.get("CI") or os.environ.get("CHARRNN_NETWORK_TESTS")):
         skips["network"] = pytest.mark.skip(
             reason="downloads from PyPI: set CHARRNN_NETWORK_TESTS=1 (CI does)"
+        )
+    if not os.environ.get("CI") and chromium_binary() is None:
+        skips["browser"] = pytest.mark.skip(
+            reason="needs Chromium (apt-get install chromium); CI installs it"
         )
     if not (os.environ.get("CI") or os.environ.get("CHARRNN_SLOW_TESTS")):
         skips["slow"] = pytest.mark.skip(
@@ -34,6 +40,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker, skip in skips.items():
             if marker in item.keywords:
                 item.add_marker(skip)
+
+
+def chromium_binary() -> str | None:
+    """The headless browser for the browser tests: Debian's chromium, or another Chromium."""
+    names = ("chromium", "chromium-browser", "google-chrome")
+    return next((path for path in map(shutil.which, names) if path), None)
 
 
 TINY_TEXT = (

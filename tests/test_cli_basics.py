@@ -18,7 +18,7 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig, flag
 from charrnn.plan import DEMO_MAX_TIME_S, plan_run
 
-COMMANDS = ["train", "sample", "score", "info", "plot", "runs"]
+COMMANDS = ["train", "sample", "score", "info", "serve", "plot", "runs"]
 
 
 def test_help_and_version_do_not_import_torch():
@@ -31,7 +31,7 @@ def test_help_and_version_do_not_import_torch():
         "        app(args)\n"
         "    except SystemExit:\n"
         "        pass\n"
-        "heavy = ('torch', 'numpy', 'matplotlib', 'tensorboard')\n"
+        "heavy = ('torch', 'numpy', 'matplotlib', 'tensorboard', 'fastapi', 'uvicorn')\n"
         "print(any(name in sys.modules for name in heavy), file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
@@ -56,7 +56,7 @@ def test_help_lists_the_choices_of_choice_options():
     train_help = cli("train", "--help").stdout
     for choices in ("<lstm|gru|rnn>", "<random|stateful>", "<auto|fp32|bf16>"):
         assert choices in train_help
-    assert "<auto|fp32|fp16|int8>" in cli("sample", "--help").stdout
+    assert "<auto|fp32|fp16|bf16|int8>" in cli("sample", "--help").stdout
     assert "<error|skip>" in cli("sample", "--help").stdout
 
 

@@ -198,7 +198,7 @@ def test_unknown_prime_characters_skipped_with_warning(lstm_checkpoint):
         (["--num-samples", "0"], "--num-samples"),
         (["--unknown", "maybe"], "--unknown"),
         (["--device", "cuda:x"], "device"),
-        (["--precision", "bf16"], "--precision"),
+        (["--precision", "fp8"], "--precision"),
     ],
 )
 def test_bad_options_one_line_exit_2(lstm_checkpoint, options, flag):

@@ -88,7 +88,7 @@ def test_a_reader_that_stops_early_gets_its_rows_at_once_and_no_traceback(tmp_pa
     # A model big enough that scoring the whole input takes several seconds, start-up aside.
     checkpoint = make_checkpoint(tmp_path / "m.pt", hidden_size=128)
     path = tmp_path / "big.txt"
-    path.write_text(TINY_TEXT * 400, encoding="utf-8")  # 4,800 lines, about 1 MB
+    path.write_text(TINY_TEXT * 60, encoding="utf-8")  # 3,600 lines, about 160 KB
     full = invoke(path, "-c", checkpoint, "-q")
     assert full.exit_code == 0, full.output
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

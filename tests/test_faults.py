@@ -204,29 +204,51 @@ def test_a_bug_is_one_line_that_says_it_is_a_bug(tmp_path, shipped_like, monkeyp
     assert output.checkpoint_rows is not broken
 
 
-def test_ctrl_c_while_starting_up_is_quiet(tmp_path, tiny_corpus):
-    # SIGINT at once, while Python is still importing the CLI and torch.
+@pytest.mark.parametrize("delay_s", [0.3, 1.0])
+def test_ctrl_c_while_starting_up_is_quiet(tmp_path, tiny_corpus, delay_s):
+    # SIGINT while Python is still importing the CLI and torch: quiet, 130, and never lost (a
+    # run that went on training would hit the timeout).
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "charrnn",
-            "train",
-            str(tiny_corpus),
-            "--out",
-            str(tmp_path / "r"),
-            *TINY,
-            "--max-steps",
-            "100000",
-        ],  # fmt: skip
+        [sys.executable, "-m", "charrnn", "train", str(tiny_corpus), "--out", str(tmp_path / "r"),
+         *TINY, "--max-steps", "100000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    time.sleep(0.3)
+    )  # fmt: skip
+    time.sleep(delay_s)
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=60)
 
     assert child.returncode == 130, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+
+
+SWALLOWED_IMPORT = """
+import os, signal, sys, time
+from charrnn.entry import HeldInterrupt
+if sys.argv[1] == "held":
+    signal.signal(signal.SIGINT, HeldInterrupt())
+sys.path.insert(0, sys.argv[2])
+try:
+    import swallowing  # like torch around numpy: its import of `inner` swallows what it raises
+    time.sleep(1.5)  # the held signal comes within milliseconds
+    print("lost")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize("handler", ["held", "python's own"])
+def test_a_ctrl_c_inside_an_import_that_swallows_it_is_not_lost(tmp_path, handler):
+    write(tmp_path / "swallowing.py", "try:\n    import inner\nexcept BaseException:\n    pass\n")
+    write(tmp_path / "inner.py", "import os, signal, time\n"
+          "os.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.2)\n")  # fmt: skip
+
+    done = subprocess.run(
+        [sys.executable, "-c", SWALLOWED_IMPORT, handler.split()[0], str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    # Python's own handler shows the fault: the KeyboardInterrupt dies inside the import.
+    assert done.stdout.strip() == ("interrupted" if handler == "held" else "lost"), done.stderr

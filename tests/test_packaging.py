@@ -78,6 +78,8 @@ def test_installed_wheel_works_from_another_directory(tmp_path):
         check=True,
     ).stdout.split()
     assert all(Path(p).is_relative_to(site) for p in where), where
+    page = site / "charrnn" / "web"  # what `charrnn serve` shows at /
+    assert {path.name for path in page.iterdir()} >= {"index.html", "app.js", "style.css"}
 
     sampled = charrnn("sample", "--seed", "1", "-n", "200", "-q")
     assert sampled.returncode == 0, sampled.stderr

@@ -20,7 +20,7 @@ def command_options(name: str) -> set[str]:
     return {opt for param in command.params for opt in param.opts if opt.startswith("--")}
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "score", "plot", "runs"])
+@pytest.mark.parametrize("command", ["train", "sample", "score", "serve", "plot", "runs"])
 def test_every_option_is_in_the_readme(command):
     missing = [opt for opt in command_options(command) - {"--help"} if f"`{opt}" not in README]
     assert not missing, f"charrnn {command} options missing from README.md: {missing}"

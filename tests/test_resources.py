@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from conftest import cli, make_checkpoint
 
-from charrnn import memory
+from charrnn import memory, sampling
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
 
@@ -65,13 +66,44 @@ def test_a_stack_too_deep_to_train_is_a_usage_error(tmp_path, tiny_corpus):
     assert result.stderr.strip() == "error: --layers must be between 1 and 64, got 100000"
 
 
-def test_too_many_samples_at_once_are_refused(tmp_path):
-    checkpoint = make_checkpoint(tmp_path / "tiny.pt", hidden_size=512, num_layers=3)
+def test_many_samples_are_made_batch_after_batch_each_as_its_own_seed_makes_it(
+    tmp_path, monkeypatch
+):
+    checkpoint = make_checkpoint(tmp_path / "tiny.pt")
+    monkeypatch.setattr(sampling, "SAMPLE_BATCH", 4)  # 10 samples: batches of 4, 4 and 2
 
-    result = cli("sample", "-c", checkpoint, "--num-samples", "100000000", "--device", "cpu")
+    result = cli("sample", "-c", checkpoint, "--num-samples", "10", "-n", "12", "--seed", "5",
+                 "--json", "--device", "cpu")  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [record["seed"] for record in records] == list(range(5, 15))
+    for record in records:
+        alone = sampling.sample_text(checkpoint, length=12, seed=record["seed"], device="cpu")
+        assert record["text"] == alone
+
+
+def test_a_million_samples_start_at_once_in_one_bounded_batch(tmp_path):
+    checkpoint = make_checkpoint(tmp_path / "tiny.pt")
+    generation = sampling.generate(checkpoint, num_samples=10**6, length=5, seed=1, device="cpu")
+
+    first = next(iter(generation))
+
+    assert first.sample == 0
+    assert generation._batch is not None and generation._batch.count == sampling.SAMPLE_BATCH
+    assert (
+        generation._stepper is not None and generation._stepper.batch_size == sampling.SAMPLE_BATCH
+    )
+
+
+def test_a_batch_of_samples_that_cannot_fit_is_refused(tmp_path, monkeypatch):
+    checkpoint = make_checkpoint(tmp_path / "tiny.pt", hidden_size=512, num_layers=3)
+    monkeypatch.setattr(memory, "free_bytes", lambda device: 2**20)  # a machine with 1 MB free
+
+    result = cli("sample", "-c", checkpoint, "--num-samples", "5000", "--device", "cpu")
 
     assert result.exit_code == 1
-    assert "error: 100,000,000 samples at once needs about" in result.stderr
+    assert "error: 1,024 samples at once needs about" in result.stderr
     assert "ask for fewer --num-samples" in result.stderr
     assert result.stdout == ""
 

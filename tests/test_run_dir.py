@@ -144,7 +144,9 @@ def test_a_directory_with_only_a_stale_metrics_file_is_not_appended_to(tmp_path,
     stale = write(out / "metrics.jsonl", json.dumps({"step": 999, "val_loss": 1.0}) + "\n")
 
     refused = cli("train", tiny_corpus, "--out", out, *TINY, "--max-steps", "2")
-    assert refused.exit_code == 2 and "already holds a run" in one_error_line(refused)
+    line = one_error_line(refused)
+    assert refused.exit_code == 2 and "already holds an earlier run's metrics.jsonl" in line
+    assert "--resume" not in line  # there is no last.pt to resume
     assert stale.read_text().count("\n") == 1
 
     forced = cli("train", tiny_corpus, "--out", out, *TINY, "--max-steps", "2", "--force")

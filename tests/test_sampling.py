@@ -12,6 +12,7 @@ from conftest import make_checkpoint
 from charrnn import resources, sampling
 from charrnn.checkpoint import Checkpoint, load_checkpoint
 from charrnn.config import SampleConfig
+from charrnn.device import cpu_has_bf16
 from charrnn.errors import CheckpointError, ConfigError, VocabError
 from charrnn.model import CharRNN
 from charrnn.sampling import (
@@ -102,7 +103,18 @@ def test_fast_step_continues_from_a_loaded_state(tiny_checkpoint):
             torch.testing.assert_close(logits, expected[0, t].expand(2, -1), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("precision, tolerance", [("fp16", 2e-3), ("int8", 3e-2)])
+@pytest.mark.parametrize(
+    "precision, tolerance",
+    [
+        ("fp16", 2e-3),
+        ("int8", 3e-2),
+        pytest.param(
+            "bf16",
+            2e-2,
+            marks=pytest.mark.skipif(not cpu_has_bf16(), reason="no bf16 matrix units here"),
+        ),
+    ],
+)
 def test_reduced_precision_steps_stay_close_to_model_forward(tiny_checkpoint, precision, tolerance):
     model = load_checkpoint(tiny_checkpoint).model
     ids = torch.randint(
@@ -131,6 +143,35 @@ def test_auto_precision_is_fp32_for_small_models_and_fp16_for_big(lstm_checkpoin
     generation = generate(loaded, length=40, seed=2, device="cpu")
     assert generation.precision == "fp16"
     assert generation.run()[0].text == sample_text(loaded, length=40, seed=2, device="cpu")
+
+
+def test_auto_takes_bf16_for_a_batch_on_a_cpu_with_bf16_units(lstm_checkpoint, monkeypatch):
+    loaded = load_checkpoint(lstm_checkpoint)
+    cpu, batch = torch.device("cpu"), sampling.AUTO_BF16_MIN_BATCH
+    monkeypatch.setattr(sampling, "cpu_has_bf16", lambda: True)
+    assert resolve_precision("auto", loaded.model, cpu, batch) == "bf16"
+    assert resolve_precision("auto", loaded.model, cpu, batch - 1) == "fp32"  # small model
+    assert resolve_precision("auto", loaded.model, torch.device("cuda"), batch) == "fp32"
+    monkeypatch.setattr(sampling, "cpu_has_bf16", lambda: False)
+    assert resolve_precision("auto", loaded.model, cpu, batch) == "fp32"
+    with pytest.raises(ConfigError, match="bf16 matrix units"):
+        resolve_precision("bf16", loaded.model, cpu, batch)
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="no bf16 matrix units here")
+def test_a_batch_in_bf16_stays_close_to_fp32(lstm_checkpoint):
+    loaded = load_checkpoint(lstm_checkpoint)
+    options = dict(length=60, seed=4, num_samples=sampling.AUTO_BF16_MIN_BATCH, device="cpu")
+    in_bf16 = generate(loaded, **options)
+    assert in_bf16.precision == "bf16"  # auto
+    samples = in_bf16.run()
+    # The log-probabilities are read from the bf16 step's logits: the fp32 model's own
+    # log-probabilities of the same texts stay close.
+    for sample in samples[:4]:
+        logits = step_logits(loaded, "\n", sample.text)
+        chosen = torch.tensor(loaded.vocab.encode(sample.text))
+        exact = logits.log_softmax(-1)[torch.arange(len(chosen)), chosen].double().sum().item()
+        assert sample.logprob == pytest.approx(exact, abs=0.02 * len(chosen))
 
 
 def test_reduced_precision_is_refused_off_cpu(lstm_checkpoint):
@@ -420,7 +461,7 @@ def test_a_generation_runs_once(lstm_checkpoint):
         ({"stop": ""}, "--stop"),
         ({"unknown": "ignore"}, "--unknown"),
         ({"device": "tpu"}, "--device"),
-        ({"precision": "bf16"}, "--precision"),
+        ({"precision": "fp8"}, "--precision"),
     ],
 )
 def test_sample_config_rejects_nonsense(options, flag):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import TINY_TEXT, make_checkpoint
 
+from charrnn import device as device_module
 from charrnn import resources
 from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig
@@ -195,9 +196,14 @@ def test_nonsense_options_are_config_errors(options):
         ScoreConfig(**options)
 
 
-def test_bf16_is_refused_off_cuda(lstm_checkpoint):
-    with pytest.raises(DeviceError, match="bf16"):
-        score(load_checkpoint(lstm_checkpoint), "To be", precision="bf16")
+def test_bf16_is_refused_on_a_cpu_without_bf16_units(lstm_checkpoint, monkeypatch):
+    monkeypatch.setenv("CHARRNN_CPU_BF16", "0")
+    device_module.cpu_has_bf16.cache_clear()
+    try:
+        with pytest.raises(DeviceError, match="bf16 matrix units"):
+            score(load_checkpoint(lstm_checkpoint), "To be", precision="bf16")
+    finally:
+        device_module.cpu_has_bf16.cache_clear()
 
 
 def test_streams_score_each_segment_after_its_warmup_and_stay_close_to_exact(lstm_checkpoint):
