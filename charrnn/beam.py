@@ -18,10 +18,11 @@ from dataclasses import dataclass, replace
 import torch
 
 from .config import SampleConfig, flag
+from .decoding import Sample, fast_step_mode
 from .errors import ConfigError
 from .memory import check_fits, sampling_bytes
 from .model import CharRNN
-from .sampling import Generation, Sample, _fast_step_mode
+from .sampling import Generation
 from .stepper import Stepper
 from .vocab import Vocab
 
@@ -72,7 +73,7 @@ class BeamSearch:
         if self.config.length == 0:
             return [Sample("", self.prime, None, 0.0, False)] * self.config.num_samples
         state, first_logits = self.setup.read_prime()
-        with _fast_step_mode(self.device):
+        with fast_step_mode(self.device):
             return self._search(state, first_logits)
 
     def _search(self, state: tuple, first_logits: torch.Tensor) -> list[Sample]:

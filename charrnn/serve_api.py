@@ -150,7 +150,7 @@ def create_app(loaded: Checkpoint, config: ServeConfig) -> FastAPI:
     """The ASGI app serving `loaded` (already on its device) within `config`'s caps."""
     if loaded.model.head.weight.device.type == "cpu":
         # One thread per request: intra-op threads of concurrent requests would fight for the
-        # cores, and the generation loop runs on one thread anyway (sampling._fast_step_mode).
+        # cores, and the generation loop runs on one thread anyway (decoding.fast_step_mode).
         torch.set_num_threads(1)
     app = FastAPI(
         title="charrnn",

@@ -12,13 +12,13 @@ from conftest import make_checkpoint
 from charrnn import resources, sampling
 from charrnn.checkpoint import Checkpoint, load_checkpoint
 from charrnn.config import SampleConfig
+from charrnn.decoding import StopFilter
 from charrnn.device import cpu_has_bf16
 from charrnn.errors import CheckpointError, ConfigError, VocabError
 from charrnn.model import CharRNN
 from charrnn.sampling import (
     NOISE_BLOCK,
     Generation,
-    _StopFilter,
     generate,
     preview,
     resolve_precision,
@@ -407,7 +407,7 @@ def test_samples_that_run_to_the_length_end_after_the_last_step(lstm_checkpoint)
 
 def test_stop_filter_holds_back_partial_matches():
     def run(stop: str, text: str) -> tuple[str, bool]:
-        stop_filter = _StopFilter(stop)
+        stop_filter = StopFilter(stop)
         shown = ""
         for char in text:
             if stop_filter.stopped:
