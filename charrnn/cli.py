@@ -30,26 +30,20 @@ from .cli_options import (
     Force,
     GradClip,
     Hidden,
-    Host,
     InfoCheckpoint,
     InitFrom,
     Layers,
     LearningRate,
-    MaxLength,
-    MaxRequestBytes,
-    MaxSamples,
     MaxSteps,
     MaxTime,
     OptionalValues,
     Out,
     Patience,
-    Port,
     Quiet,
     Resume,
     SampleChars,
     SaveEvery,
     SeqLen,
-    ServeQuiet,
     TensorBoard,
     Threads,
     TrainDevice,
@@ -99,14 +93,13 @@ from .cli_score_options import (
     Top,
     Whole,
 )
-from .config import ModelConfig, SampleConfig, ScoreConfig, ServeConfig, TrainConfig
+from .cli_serve import add_serve_command
+from .config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig
 from .console import (
     TrainDisplay,
     err_console,
     info,
-    serve_status,
     train_summary,
-    warn,
 )
 from .errors import ConfigError
 from .events import TrainStart
@@ -374,50 +367,8 @@ def score_command(
             write_scores(loaded, text, config, whole, sort, as_json, heatmap, quiet)
 
 
-@app.command("serve")
-@friendly_errors
-def serve_command(
-    checkpoint: CheckpointOption = None,
-    host: Host = None,
-    port: Port = None,
-    device: DeviceOption = None,
-    max_length: MaxLength = None,
-    max_samples: MaxSamples = None,
-    max_request_bytes: MaxRequestBytes = None,
-    quiet: ServeQuiet = False,
-) -> None:
-    """Keep a model loaded behind a local HTTP API and a web page, until Ctrl-C or SIGTERM.
-
-    POST /v1/sample and /v1/score take the options of `charrnn sample` and `charrnn score` as
-    JSON; GET /v1/model is `charrnn info`; GET /healthz. The page at / streams samples and
-    colours text by surprisal; /docs describes the API. Needs: pip install 'charrnn[serve]'.
-
-    \b
-    Examples:
-      charrnn serve
-      charrnn serve -c runs/my_text --port 8000
-    """
-    config = ServeConfig(**given(locals(), ServeConfig))
-    from .serving import check_serve_extra, exposure_warning, listen, run_until_stopped, url_of
-
-    check_serve_extra()
-    with listen(config.host, config.port) as sock:  # before loading: a taken port fails at once
-        if warning := exposure_warning(config.host):
-            warn(warning)
-        from .checkpoint import load_model
-        from .serve_api import create_app
-
-        loaded = load_model(checkpoint, device or "auto", on_note=None if quiet else info)
-        app = create_app(loaded, config)
-        served = app.state.served
-        if not quiet:
-            info(serve_status(loaded.path, loaded.model_config.shape, served.device, url_of(sock)))
-        stopped_by = run_until_stopped(app, sock, on_shutdown=served.stop)
-    if not quiet:
-        info(f"stopped ({stopped_by})")
-
-
 add_run_commands(app)  # plot and runs
+add_serve_command(app)
 
 
 def main() -> None:
