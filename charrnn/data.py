@@ -7,10 +7,12 @@ import hashlib
 import math
 import shlex
 import sys
+from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
+import numpy as np
 import torch
 
 from .errors import DataError
@@ -20,9 +22,15 @@ from .vocab import Vocab
 # How a corpus read from stdin is recorded among its sources (and so in a checkpoint).
 STDIN_SOURCE = "<stdin>"
 MIN_VAL_CHARS = 2
+# Validation reads at most this many characters: the first of the held-out tail. Evaluations
+# then cost the same whatever the corpus's size (about 10% of training time on CPU at the
+# defaults); the rest of a longer tail is neither trained on nor validated.
+VAL_MAX_CHARS = 500_000
 
 # Byte order marks of the encodings people mistake for UTF-8; UTF-32 LE before UTF-16 LE,
 # whose mark is its prefix.
+IdsT = TypeVar("IdsT", np.ndarray, torch.Tensor)
+
 _BOMS = (
     (b"\xff\xfe\x00\x00", "UTF-32", "little-endian"),
     (b"\x00\x00\xfe\xff", "UTF-32", "big-endian"),
@@ -40,11 +48,7 @@ class Corpus:
     @property
     def name(self) -> str:
         """A short name for the run directory: what was named first (see read_corpus)."""
-        if self.label:
-            return self.label
-        if self.sources[0] == STDIN_SOURCE:
-            return "stdin"
-        return Path(self.sources[0]).stem or "corpus"
+        return corpus_name(self.label, self.sources)
 
     @functools.cached_property
     def sha256(self) -> str:
@@ -54,6 +58,15 @@ class Corpus:
     def vocab(self) -> Vocab:
         """The characters of the text: a new run's vocabulary (worked out once per corpus)."""
         return Vocab.from_text(self.text)
+
+
+def corpus_name(label: str, sources: tuple[str, ...]) -> str:
+    """A corpus's name for its run directory: its label, else its first source's stem."""
+    if label:
+        return label
+    if sources[0] == STDIN_SOURCE:
+        return "stdin"
+    return Path(sources[0]).stem or "corpus"
 
 
 def _utf_bom(data: bytes) -> tuple[str, str] | None:
@@ -154,7 +167,33 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _corpus_label(path: Path | str) -> str:
+@dataclass(frozen=True)
+class CorpusFile:
+    """One part of a corpus: a file, or stdin (path None)."""
+
+    source: str  # recorded in checkpoints: a file's absolute path, or STDIN_SOURCE
+    shown: str  # named in messages: the path as given, or "stdin"
+    path: Path | None
+
+
+def corpus_files(paths: list[Path | str]) -> list[CorpusFile]:
+    """The parts a corpus is read from, in order: files, directories' text files, "-" (stdin)."""
+    if not paths:
+        raise DataError("no corpus given")
+    if sum(str(p) == "-" for p in paths) > 1:
+        raise DataError("'-' (stdin) can be given only once")
+    files = []
+    for given in paths:
+        if str(given) == "-":
+            files.append(CorpusFile(STDIN_SOURCE, "stdin", None))
+            continue
+        for file in expand_paths([Path(given)]):
+            # Absolute paths, so a run can be resumed from any directory without naming its corpus.
+            files.append(CorpusFile(str(file.resolve()), str(file), file))
+    return files
+
+
+def corpus_label(path: Path | str) -> str:
     """The run name a corpus path gives: stdin, a directory's name, or a file's stem."""
     if str(path) == "-":
         return "stdin"
@@ -170,22 +209,16 @@ def read_corpus(paths: list[Path | str], stdin: BinaryIO | None = None) -> Corpu
     The corpus is named after the first path: a file's stem, a directory's own name, or
     "stdin". stdin: where "-" reads from [default: sys.stdin.buffer].
     """
-    if not paths:
-        raise DataError("no corpus given")
-    if sum(str(p) == "-" for p in paths) > 1:
-        raise DataError("'-' (stdin) can be given only once")
     pieces: list[tuple[str, str, bytes]] = []  # (source, name for messages, data)
-    for given in paths:
-        if str(given) == "-":
-            pieces.append((STDIN_SOURCE, "stdin", (stdin or sys.stdin.buffer).read()))
-            continue
-        for file in expand_paths([Path(given)]):
+    for part in corpus_files(paths):
+        if part.path is None:
+            data = (stdin or sys.stdin.buffer).read()
+        else:
             try:
-                data = file.read_bytes()
+                data = part.path.read_bytes()
             except OSError as error:
-                raise DataError(f"cannot read {file}: {error.strerror}") from None
-            # Absolute paths, so a run can be resumed from any directory without naming its corpus.
-            pieces.append((str(file.resolve()), str(file), data))
+                raise DataError(f"cannot read {part.shown}: {error.strerror}") from None
+        pieces.append((part.source, part.shown, data))
     parts = []
     for _, shown, data in pieces:
         text = decode_text(data, shown)
@@ -198,7 +231,7 @@ def read_corpus(paths: list[Path | str], stdin: BinaryIO | None = None) -> Corpu
     return Corpus(
         text=text,
         sources=tuple(source for source, _, _ in pieces),
-        label=_corpus_label(paths[0]),
+        label=corpus_label(paths[0]),
     )
 
 
@@ -218,7 +251,7 @@ def _train_length(total: int, val_fraction: float) -> int:
     return int(total * (1.0 - val_fraction))
 
 
-def split_ids(ids: torch.Tensor, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+def split_ids(ids: IdsT, val_fraction: float) -> tuple[IdsT, IdsT]:
     """The last `val_fraction` of the text validates, the rest trains (nanoGPT's convention)."""
     n_train = _train_length(len(ids), val_fraction)
     return ids[:n_train], ids[n_train:]
@@ -252,7 +285,7 @@ def _short_decimal(units: int, decimals: int) -> str:
     return f"{units / 10**decimals:.{decimals}f}".rstrip("0").rstrip(".")
 
 
-def check_split(train_ids: torch.Tensor, val_ids: torch.Tensor, seq_len: int) -> None:
+def check_split(train_ids: Sized, val_ids: Sized, seq_len: int) -> None:
     """Refuse a split too short for one training window or for validation, blaming the cause."""
     n_train, n_val = len(train_ids), len(val_ids)
     window = seq_len + 1
@@ -287,31 +320,65 @@ def check_split(train_ids: torch.Tensor, val_ids: torch.Tensor, seq_len: int) ->
     )
 
 
-class RandomWindows:
+def as_array(ids: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Ids as a numpy array: a memory map or array as is, a CPU tensor without a copy."""
+    return ids.numpy() if isinstance(ids, torch.Tensor) else ids
+
+
+class _Windows:
+    """Windows read from `ids` (a memory map, an array or a CPU tensor) as int64 tensors.
+
+    lookup: maps the ids as stored to the model's ids (None: the same). rows: the rows of the
+    batch this process trains on, when several processes share it (None: all of them).
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray | torch.Tensor,
+        batch_size: int,
+        seq_len: int,
+        lookup: np.ndarray | None,
+        rows: slice | None,
+    ):
+        self.ids, self.batch_size, self.seq_len = as_array(ids), batch_size, seq_len
+        self.lookup, self.rows = lookup, rows or slice(0, batch_size)
+        self.offsets = np.arange(seq_len + 1)
+
+    def _read(self, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets), each (rows, T): the windows that begin at `starts`."""
+        window = np.asarray(self.ids[starts[self.rows, None] + self.offsets])
+        if self.lookup is not None:
+            window = self.lookup[window]
+        tensor = torch.from_numpy(window.astype(np.int64))
+        return tensor[:, :-1], tensor[:, 1:]
+
+
+class RandomWindows(_Windows):
     """Each batch is `batch_size` windows at independent random offsets; no state carried."""
 
     stateful = False
 
     def __init__(
-        self, ids: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator
+        self,
+        ids: np.ndarray | torch.Tensor,
+        batch_size: int,
+        seq_len: int,
+        generator: torch.Generator,
+        lookup: np.ndarray | None = None,
+        rows: slice | None = None,
     ):
-        self.ids, self.batch_size, self.seq_len, self.generator = (
-            ids,
-            batch_size,
-            seq_len,
-            generator,
-        )
-        self.offsets = torch.arange(seq_len + 1, device=ids.device)
+        super().__init__(ids, batch_size, seq_len, lookup, rows)
+        self.generator = generator
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """(inputs, targets, reset_state), inputs and targets (B, T)."""
+        # Every process draws the whole batch, so the generator's state is the same in each.
         high = len(self.ids) - self.seq_len
         starts = torch.randint(0, high, (self.batch_size,), generator=self.generator)
-        window = self.ids[starts.to(self.ids.device, non_blocking=True)[:, None] + self.offsets]
-        return window[:, :-1], window[:, 1:], True
+        return (*self._read(starts.numpy()), True)
 
 
-class StatefulWindows:
+class StatefulWindows(_Windows):
     """The text cut into `batch_size` contiguous streams read window after window.
 
     The hidden state is carried from one window to the next, so the model sees context longer
@@ -321,21 +388,39 @@ class StatefulWindows:
 
     stateful = True
 
-    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int):
+    def __init__(
+        self,
+        ids: np.ndarray | torch.Tensor,
+        batch_size: int,
+        seq_len: int,
+        lookup: np.ndarray | None = None,
+        rows: slice | None = None,
+    ):
         # A text too short for `batch_size` streams of at least one window gets fewer.
-        self.batch_size = batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+        batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+        super().__init__(ids, batch_size, seq_len, lookup, rows)
         self.stream_len = (len(ids) - 1) // batch_size
-        usable = self.stream_len * batch_size
-        self.inputs = ids[:usable].view(batch_size, self.stream_len)
-        self.targets = ids[1 : usable + 1].view(batch_size, self.stream_len)
-        self.seq_len = seq_len
+        self.stream_starts = np.arange(batch_size) * self.stream_len
         self.windows_per_pass = self.stream_len // seq_len
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
         index = step % self.windows_per_pass
-        start = index * self.seq_len
-        end = start + self.seq_len
-        return self.inputs[:, start:end], self.targets[:, start:end], index == 0
+        return (*self._read(self.stream_starts + index * self.seq_len), index == 0)
+
+
+def streams_for(windows: str, length: int, batch_size: int, seq_len: int) -> int:
+    """How many rows a batch of `windows` really has over `length` characters of training text."""
+    if windows == "stateful":
+        return max(1, min(batch_size, (length - 1) // seq_len))
+    return batch_size
+
+
+def validation_ids(val_ids: np.ndarray | torch.Tensor, lookup: np.ndarray | None) -> torch.Tensor:
+    """The validation text as an int64 tensor: its first VAL_MAX_CHARS characters."""
+    head = np.asarray(as_array(val_ids)[:VAL_MAX_CHARS])
+    if lookup is not None:
+        head = lookup[head]
+    return torch.from_numpy(head.astype(np.int64))
 
 
 def validation_streams(
