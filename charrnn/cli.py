@@ -171,10 +171,13 @@ def train(
         threads=threads,
         init_from=init_from,
     )
-    for note in plan.notes:
+    main = plan.group is None or plan.group.main  # under torchrun, rank 0 alone reports
+    for note in plan.notes if main else []:
         info(note)
-    result, interrupt = _run_training(plan, overwrite=force, quiet=quiet)
-    err_console.print(train_summary(result, shlex.join(plan.resume_command)), soft_wrap=True)
+    result, interrupt = _run_training(plan, overwrite=force, quiet=quiet or not main)
+    if main:
+        summary = train_summary(result, shlex.join(plan.resume_command))
+        err_console.print(summary, soft_wrap=True)
     if result.stop_reason == "interrupted":
         raise typer.Exit(interrupt.exit_code)
 
@@ -184,7 +187,8 @@ def _run_training(plan: Any, overwrite: bool, quiet: bool) -> tuple[Any, Any]:
     from .interrupt import GracefulInterrupt
     from .training import train as run_training
 
-    with GracefulInterrupt() as interrupt, TrainDisplay(quiet=quiet) as show:
+    main = plan.group is None or plan.group.main
+    with GracefulInterrupt(announce=main) as interrupt, TrainDisplay(quiet=quiet) as show:
 
         def display(event: Any) -> None:
             if isinstance(event, TrainStart) and plan.threads is not None and not quiet:
@@ -201,6 +205,7 @@ def _run_training(plan: Any, overwrite: bool, quiet: bool) -> tuple[Any, Any]:
             on_event=display,
             should_stop=interrupt,
             overwrite=overwrite,
+            group=plan.group,
         )
     return result, interrupt
 

@@ -37,3 +37,7 @@ class TrainingDiverged(CharRNNError):
 
 class ResourceError(CharRNNError):
     """The machine lacks what a run needs (memory), found before anything is allocated."""
+
+
+class DistributedError(CharRNNError):
+    """A process of a distributed run failed or could not reach the others."""
