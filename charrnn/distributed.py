@@ -137,9 +137,16 @@ def _call(operation: Callable[[], object], what: str) -> None:
     try:
         operation()
     except (RuntimeError, ValueError) as problem:
-        reason = str(problem).strip().splitlines()[0] if str(problem).strip() else "no reason"
         raise DistributedError(
-            f"could not {what} in the process group ({reason}); another training process "
+            f"could not {what} in the process group ({_reason(problem)}); another training process "
             "probably stopped: see its error (torchrun --max-restarts N restarts the group, and "
             "--resume auto continues from last.pt)"
         ) from None
+
+
+def _reason(problem: Exception) -> str:
+    """The first sentence of torch's message, without the source location gloo puts first."""
+    text = " ".join(str(problem).split()) or type(problem).__name__
+    if text.startswith("[") and "] " in text:
+        text = text.split("] ", 1)[1]
+    return text.split(". ", 1)[0].rstrip(".")

@@ -91,13 +91,14 @@ def open_corpus(
     paths: list[Path | str],
     stdin: BinaryIO | None = None,
     directory: Path | None = None,
-    min_bytes: int = CACHE_MIN_BYTES,
+    min_bytes: int | None = None,
 ) -> TokenCorpus:
     """The corpus at `paths` (files, directories of text files, "-" for stdin) as token ids.
 
     directory: the cache directory [default: cache_dir()]. min_bytes: the size from which a
-    corpus of files is cached. Checks and errors are read_corpus's.
+    corpus of files is cached [default: CACHE_MIN_BYTES]. Checks and errors are read_corpus's.
     """
+    min_bytes = CACHE_MIN_BYTES if min_bytes is None else min_bytes
     parts = corpus_files(paths)
     label = corpus_label(paths[0])
     directory = directory or cache_dir()
@@ -132,7 +133,14 @@ def _stat(part: CorpusFile) -> Stat:
 def _uncached(
     parts: list[CorpusFile], label: str, directory: Path, stdin: BinaryIO | None, min_bytes: int
 ) -> TokenCorpus:
-    """Encoded now: in memory, or past `min_bytes` in an unnamed file in `directory`."""
+    """Encoded now: in memory, or (stdin, whose size is not known before) past `min_bytes` in
+    an unnamed file in `directory`, mapped."""
+    sources = tuple(part.source for part in parts)
+    if all(part.path is not None for part in parts):  # files under min_bytes
+        buffer = io.BytesIO()
+        encoded = encode_parts(parts, buffer)
+        ids = np.frombuffer(buffer.getbuffer(), dtype=encoded.dtype, count=encoded.count)
+        return TokenCorpus(ids, encoded.chars, sources, encoded.sha256, label)
     spill = directory if _can_make(directory) else None  # else the system's temporary directory
     with tempfile.SpooledTemporaryFile(max_size=min_bytes, dir=spill) as handle:
         encoded = encode_parts(parts, handle, stdin)
@@ -142,7 +150,6 @@ def _uncached(
         else:
             handle.seek(0)
             ids = np.frombuffer(handle.read(size), dtype=encoded.dtype, count=encoded.count)
-    sources = tuple(part.source for part in parts)
     return TokenCorpus(ids, encoded.chars, sources, encoded.sha256, label)
 
 

@@ -105,6 +105,7 @@ def open_token_file(path: Path, key: str) -> TokenFile:
 
 def map_ids(handle: BinaryIO, dtype: np.dtype, count: int) -> np.ndarray:
     """The first `count` ids of type `dtype` in the file `handle`, mapped read-only."""
+    handle.flush()  # what is still in the file object's buffer is not in the file yet
     return _map(handle, dtype.name, count)
 
 
