@@ -98,11 +98,20 @@ class Collective:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         backend = "nccl" if self.device.type == "cuda" else "gloo"
-        _call(lambda: dist.init_process_group(backend, timeout=TIMEOUT), "join the others")
+        _call(lambda: _join(backend, self.group), "join the others")
 
-    def close(self) -> None:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    def close(self, clean: bool) -> None:
+        """Leave the group. After a clean finish the ranks first wait for each other, so none
+        tears its connections down while another still writes or talks (gloo can abort a
+        process whose peer vanished). After a failure NCCL's teardown, itself collective, could
+        hang: the process just exits."""
+        if not dist.is_initialized():
+            return
+        if clean:
+            _call(dist.barrier, "finish with the others")
+        elif self.device.type == "cuda":
+            return
+        dist.destroy_process_group()
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model as DDP wraps it: its gradients averaged over the ranks in backward."""
@@ -132,16 +141,57 @@ class Collective:
             )
 
 
+def _join(backend: str, group: Group) -> None:
+    """init_process_group, with the store keys of each torchrun restart kept apart.
+
+    torchrun (torch 2.14) shares its rendezvous store with the workers and keeps it across
+    restarts, so a restarted group would read the dead group's keys (its gloo or NCCL addresses)
+    and hang or fail (pytorch issue 135712). Each restart attempt gets its own key prefix.
+    """
+    environ = os.environ
+    if environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        dist.init_process_group(backend, timeout=TIMEOUT)
+        return
+    agent_store = dist.TCPStore(
+        environ["MASTER_ADDR"],
+        int(environ["MASTER_PORT"]),
+        world_size=group.world_size,
+        is_master=False,
+        timeout=TIMEOUT,
+    )
+    attempt = environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    store = dist.PrefixStore(f"charrnn/attempt_{attempt}", agent_store)
+    dist.init_process_group(
+        backend, store=store, rank=group.rank, world_size=group.world_size, timeout=TIMEOUT
+    )
+
+
 def _call(operation: Callable[[], object], what: str) -> None:
     """Run a collective; a failure (a rank died, a timeout) becomes one clear line."""
     try:
         operation()
     except (RuntimeError, ValueError) as problem:
-        raise DistributedError(
-            f"could not {what} in the process group ({_reason(problem)}); another training process "
-            "probably stopped: see its error (torchrun --max-restarts N restarts the group, and "
-            "--resume auto continues from last.pt)"
-        ) from None
+        raise lost_contact(problem, what) from None
+
+
+def lost_contact(problem: Exception, what: str) -> DistributedError:
+    """The one line for a collective that failed: what it was doing, and torch's reason."""
+    return DistributedError(
+        f"could not {what} in the process group ({_reason(problem)}); another training "
+        "process probably stopped: see its error (torchrun --max-restarts N restarts the group, "
+        "and --resume auto continues from last.pt)"
+    )
+
+
+def is_communication_failure(problem: BaseException) -> bool:
+    """Whether an error raised inside torch (DDP's all-reduce in backward) is the process group
+    failing, not a bug: gloo and NCCL say so in their messages."""
+    if isinstance(problem, dist.DistError):
+        return True
+    text = str(problem)
+    return isinstance(problem, RuntimeError) and any(
+        word in text for word in ("gloo", "Gloo", "NCCL", "Connection reset", "Connection closed")
+    )
 
 
 def _reason(problem: Exception) -> str:

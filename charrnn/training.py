@@ -19,7 +19,7 @@ from .checkpoint_schema import damaged
 from .config import ModelConfig, TrainConfig
 from .data import Corpus
 from .device import autocast, resolve_device, use_bf16
-from .distributed import Group, device_for
+from .distributed import Group, device_for, is_communication_failure, lost_contact
 from .errors import CharRNNError, CheckpointError, ConfigError
 from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
 from .finetune import InitialWeights
@@ -465,14 +465,22 @@ def train(
     ranks = RankState(group, device_for(resolve_device(config.device), group))
     assert ranks.collective is not None
     ranks.collective.start()
+    clean = False
     try:
         with run_dir:
             run = _start_rank(
                 tokens, model_config, config, run_dir, resume, init_from, ranks, overwrite
             )
-            return _train_loop(run, emit, should_stop or (lambda: False))
+            result = _train_loop(run, emit, should_stop or (lambda: False))
+        run.step_fn = run.model  # DDP's hold on the group goes before the group does
+        clean = True
+        return result
+    except RuntimeError as problem:  # DDP's gradient all-reduce fails inside backward
+        if not is_communication_failure(problem):
+            raise
+        raise lost_contact(problem, "average the gradients") from None
     finally:
-        ranks.collective.close()
+        ranks.collective.close(clean)
 
 
 def _start_rank(
