@@ -415,6 +415,17 @@ def streams_for(windows: str, length: int, batch_size: int, seq_len: int) -> int
     return batch_size
 
 
+def validation_note(total: int, val_fraction: float) -> list[str]:
+    """A note for people when validation reads only the first VAL_MAX_CHARS of the tail."""
+    held_out = total - _train_length(total, val_fraction)
+    if held_out <= VAL_MAX_CHARS:
+        return []
+    return [
+        f"validation reads the first {VAL_MAX_CHARS:,} of the {held_out:,} held-out "
+        "characters (the same ones at every evaluation)"
+    ]
+
+
 def validation_ids(val_ids: np.ndarray | torch.Tensor, lookup: np.ndarray | None) -> torch.Tensor:
     """The validation text as an int64 tensor: its first VAL_MAX_CHARS characters."""
     head = np.asarray(as_array(val_ids)[:VAL_MAX_CHARS])

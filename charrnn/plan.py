@@ -25,7 +25,7 @@ from .config import (
     flag,
     resume_config,
 )
-from .data import STDIN_SOURCE, VAL_MAX_CHARS, corpus_label, stored_corpus_paths
+from .data import STDIN_SOURCE, corpus_label, stored_corpus_paths, validation_note
 from .device import resolve_device
 from .distributed import Group, from_environment
 from .errors import ConfigError
@@ -124,7 +124,7 @@ def plan_run(
         )
         model_config = replace(model_config, vocab_size=len(text.vocab))
     out_dir = out_dir or Path("runs") / text.name
-    notes += _validation_note(len(text), config.val_fraction)
+    notes += validation_note(len(text), config.val_fraction)
     return RunPlan(text, model_config, config, out_dir, checkpoint, choice, notes, initial, group)
 
 
@@ -133,17 +133,6 @@ def _auto_resume(corpus: list[Path | str] | None, out: Path | str | None) -> Pat
     first = corpus[0] if corpus else resources.default_corpus_path()
     last = (Path(out) if out is not None else Path("runs") / corpus_label(first)) / "last.pt"
     return last if last.is_file() else None
-
-
-def _validation_note(total: int, val_fraction: float) -> list[str]:
-    """Say so when validation reads only the first VAL_MAX_CHARS of a longer held-out tail."""
-    held_out = total - int(total * (1.0 - val_fraction))
-    if held_out <= VAL_MAX_CHARS:
-        return []
-    return [
-        f"validation reads the first {VAL_MAX_CHARS:,} of the {held_out:,} held-out "
-        "characters (the same ones at every evaluation)"
-    ]
 
 
 def _finetune_configs(
