@@ -1,4 +1,4 @@
-"""Reading and checking corpora, the train/validation split, and training batches."""
+"""Reading and checking corpora, and the train/validation split (batches.py cuts the batches)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,6 @@ from .vocab import Vocab
 # How a corpus read from stdin is recorded among its sources (and so in a checkpoint).
 STDIN_SOURCE = "<stdin>"
 MIN_VAL_CHARS = 2
-# Validation reads at most this many characters: the first of the held-out tail. Evaluations
-# then cost the same whatever the corpus's size (about 10% of training time on CPU at the
-# defaults); the rest of a longer tail is neither trained on nor validated.
-VAL_MAX_CHARS = 500_000
 
 # Byte order marks of the encodings people mistake for UTF-8; UTF-32 LE before UTF-16 LE,
 # whose mark is its prefix.
@@ -318,133 +314,3 @@ def check_split(train_ids: Sized, val_ids: Sized, seq_len: int) -> None:
         f"the corpus is too short for --seq-len {seq_len}: {split}, but one training window "
         f"needs {window:,}; use a longer text, {fixes}, or a --val-fraction of at most {most}"
     )
-
-
-def as_array(ids: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Ids as a numpy array: a memory map or array as is, a CPU tensor without a copy."""
-    return ids.numpy() if isinstance(ids, torch.Tensor) else ids
-
-
-class _Windows:
-    """Windows read from `ids` (a memory map, an array or a CPU tensor) as int64 tensors.
-
-    lookup: maps the ids as stored to the model's ids (None: the same). rows: the rows of the
-    batch this process trains on, when several processes share it (None: all of them).
-    """
-
-    def __init__(
-        self,
-        ids: np.ndarray | torch.Tensor,
-        batch_size: int,
-        seq_len: int,
-        lookup: np.ndarray | None,
-        rows: slice | None,
-    ):
-        self.ids, self.batch_size, self.seq_len = as_array(ids), batch_size, seq_len
-        self.lookup, self.rows = lookup, rows or slice(0, batch_size)
-        self.offsets = np.arange(seq_len + 1)
-
-    def _read(self, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, targets), each (rows, T): the windows that begin at `starts`."""
-        window = np.asarray(self.ids[starts[self.rows, None] + self.offsets])
-        if self.lookup is not None:
-            window = self.lookup[window]
-        tensor = torch.from_numpy(window.astype(np.int64))
-        return tensor[:, :-1], tensor[:, 1:]
-
-
-class RandomWindows(_Windows):
-    """Each batch is `batch_size` windows at independent random offsets; no state carried."""
-
-    stateful = False
-
-    def __init__(
-        self,
-        ids: np.ndarray | torch.Tensor,
-        batch_size: int,
-        seq_len: int,
-        generator: torch.Generator,
-        lookup: np.ndarray | None = None,
-        rows: slice | None = None,
-    ):
-        super().__init__(ids, batch_size, seq_len, lookup, rows)
-        self.generator = generator
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """(inputs, targets, reset_state), inputs and targets (B, T)."""
-        # Every process draws the whole batch, so the generator's state is the same in each.
-        high = len(self.ids) - self.seq_len
-        starts = torch.randint(0, high, (self.batch_size,), generator=self.generator)
-        return (*self._read(starts.numpy()), True)
-
-
-class StatefulWindows(_Windows):
-    """The text cut into `batch_size` contiguous streams read window after window.
-
-    The hidden state is carried from one window to the next, so the model sees context longer
-    than `seq_len`; it is reset at the start of each pass. The window depends only on the step,
-    so a resumed run reads exactly what an uninterrupted one would.
-    """
-
-    stateful = True
-
-    def __init__(
-        self,
-        ids: np.ndarray | torch.Tensor,
-        batch_size: int,
-        seq_len: int,
-        lookup: np.ndarray | None = None,
-        rows: slice | None = None,
-    ):
-        # A text too short for `batch_size` streams of at least one window gets fewer.
-        batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len))
-        super().__init__(ids, batch_size, seq_len, lookup, rows)
-        self.stream_len = (len(ids) - 1) // batch_size
-        self.stream_starts = np.arange(batch_size) * self.stream_len
-        self.windows_per_pass = self.stream_len // seq_len
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        index = step % self.windows_per_pass
-        return (*self._read(self.stream_starts + index * self.seq_len), index == 0)
-
-
-def streams_for(windows: str, length: int, batch_size: int, seq_len: int) -> int:
-    """How many rows a batch of `windows` really has over `length` characters of training text."""
-    if windows == "stateful":
-        return max(1, min(batch_size, (length - 1) // seq_len))
-    return batch_size
-
-
-def validation_note(total: int, val_fraction: float) -> list[str]:
-    """A note for people when validation reads only the first VAL_MAX_CHARS of the tail."""
-    held_out = total - _train_length(total, val_fraction)
-    if held_out <= VAL_MAX_CHARS:
-        return []
-    return [
-        f"validation reads the first {VAL_MAX_CHARS:,} of the {held_out:,} held-out "
-        "characters (the same ones at every evaluation)"
-    ]
-
-
-def validation_ids(val_ids: np.ndarray | torch.Tensor, lookup: np.ndarray | None) -> torch.Tensor:
-    """The validation text as an int64 tensor: its first VAL_MAX_CHARS characters."""
-    head = np.asarray(as_array(val_ids)[:VAL_MAX_CHARS])
-    if lookup is not None:
-        head = lookup[head]
-    return torch.from_numpy(head.astype(np.int64))
-
-
-def validation_streams(
-    ids: torch.Tensor, max_streams: int, seq_len: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The whole validation text as (inputs, targets) of shape (S, L), S streams read in order.
-
-    Streams are at least a few windows long so that most predictions see context.
-    """
-    n = len(ids) - 1
-    streams = max(1, min(max_streams, n // max(4 * seq_len, 1)))
-    length = n // streams
-    usable = length * streams
-    inputs = ids[:usable].view(streams, length)
-    targets = ids[1 : usable + 1].view(streams, length)
-    return inputs, targets

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from . import resources
+from .batches import validation_note
 from .checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from .config import (
     FINETUNE_DEFAULTS,
@@ -25,7 +26,7 @@ from .config import (
     flag,
     resume_config,
 )
-from .data import STDIN_SOURCE, corpus_label, stored_corpus_paths, validation_note
+from .data import STDIN_SOURCE, corpus_label, stored_corpus_paths
 from .device import resolve_device
 from .distributed import Group, from_environment
 from .errors import ConfigError

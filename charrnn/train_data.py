@@ -13,16 +13,15 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import TrainConfig
-from .data import (
+from .batches import (
     RandomWindows,
     StatefulWindows,
-    check_split,
-    split_ids,
     streams_for,
     validation_ids,
     validation_streams,
 )
+from .config import TrainConfig
+from .data import check_split, split_ids
 from .distributed import Group, rows_of, uneven_rows_of
 from .token_cache import TokenCorpus
 from .vocab import Vocab

@@ -1,4 +1,4 @@
-"""Reading corpora, the train/validation split, and the training windows."""
+"""Reading corpora, the train/validation split (data.py), and the training windows (batches.py)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,16 @@ import pytest
 import torch
 from conftest import write
 
-from charrnn import data
+from charrnn import batches
+from charrnn.batches import RandomWindows, StatefulWindows, validation_ids, validation_streams
 from charrnn.data import (
     STDIN_SOURCE,
-    RandomWindows,
-    StatefulWindows,
     check_split,
     decode_text,
     read_corpus,
     split_ids,
     stored_corpus_paths,
     val_fraction_range,
-    validation_ids,
-    validation_streams,
 )
 from charrnn.errors import DataError
 
@@ -482,7 +479,7 @@ def test_windows_read_stored_ids_through_the_lookup_and_ranks_split_the_rows(kin
 
 
 def test_validation_reads_the_first_val_max_chars_of_the_held_out_tail(monkeypatch):
-    monkeypatch.setattr(data, "VAL_MAX_CHARS", 10)
+    monkeypatch.setattr(batches, "VAL_MAX_CHARS", 10)
     tail = np.arange(100, 200, dtype=np.uint16)
 
     validated = validation_ids(tail, lookup=None)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import TINY_TEXT, cli, write
 
-from charrnn import data, token_cache
+from charrnn import batches, token_cache
 from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import read_corpus
@@ -64,7 +64,7 @@ def test_the_cli_trains_and_resumes_exactly_on_a_cached_corpus(tmp_path, monkeyp
 
 
 def test_validation_reads_at_most_val_max_chars_and_says_so(tmp_path, tiny_corpus, monkeypatch):
-    monkeypatch.setattr(data, "VAL_MAX_CHARS", 100)
+    monkeypatch.setattr(batches, "VAL_MAX_CHARS", 100)
     options = {"device": "cpu", "max_steps": 2, "eval_every": 2, "sample_chars": 0}
     options.update(seq_len=16, batch_size=4, val_fraction=0.2)
     held_out = len(TINY_TEXT) - int(len(TINY_TEXT) * 0.8)
