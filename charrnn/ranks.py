@@ -12,11 +12,16 @@ path it always took. Under torchrun:
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import torch
 
-from .distributed import Collective, Group
+from .distributed import Collective, Group, is_communication_failure, lost_contact
+from .errors import CharRNNError, DistributedError
+
+T = TypeVar("T")
 
 # Spreads ranks' dropout seeds apart (a prime, so (seed, rank, step) rarely collide).
 _RANK_SEED_STRIDE = 1_000_003
@@ -37,6 +42,37 @@ class RankState:
     @property
     def world_size(self) -> int:
         return 1 if self.group is None else self.group.world_size
+
+    @contextlib.contextmanager
+    def joined(self) -> Iterator[None]:
+        """Inside the process group (nothing to join for a single process): a failure of the
+        group inside torch (DDP's all-reduce in backward) becomes one line."""
+        if self.collective is None:
+            yield
+            return
+        self.collective.start()
+        clean = False
+        try:
+            yield
+            clean = True
+        except RuntimeError as problem:
+            if not is_communication_failure(problem):
+                raise
+            raise lost_contact(problem, "average the gradients") from None
+        finally:
+            self.collective.close(clean)
+
+    def started(self, start: Callable[[], T]) -> T:
+        """`start()`'s run, once every rank's has started: a rank that fails stops the others."""
+        if self.collective is None:
+            return start()
+        problem: CharRNNError | None = None
+        try:
+            run = start()
+        except CharRNNError as error:
+            problem = error
+        self.collective.check_all_started(problem)
+        return run
 
     def seed_own_stream(self, seed: int, step: int, saved: dict[str, Any] | None) -> None:
         """Give rank r > 0 its own random stream: the one saved for it in last.pt when the
@@ -92,8 +128,6 @@ class RankState:
             return
         steps = self.collective.gather(step)
         if len(set(steps)) > 1:
-            from .errors import DistributedError
-
             raise DistributedError(
                 f"the training processes start from different steps ({', '.join(map(str, steps))}"
                 f" for ranks 0 to {len(steps) - 1}): each rank reads {last_path}, so put --out on "

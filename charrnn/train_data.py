@@ -1,4 +1,5 @@
-"""What a run trains and validates on: the corpus's ids cut into batches and validation streams.
+"""What a run trains and validates on: its vocabulary, and the corpus's ids cut into batches and
+validation streams.
 
 The ids stay where the corpus keeps them (a memory map of the token cache for a large corpus):
 each batch reads its windows from there and maps them to the model's ids, so host memory does
@@ -9,7 +10,7 @@ streams.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -20,9 +21,12 @@ from .batches import (
     validation_ids,
     validation_streams,
 )
-from .config import TrainConfig
+from .checkpoint import Checkpoint
+from .config import ModelConfig, TrainConfig
 from .data import check_split, split_ids
 from .distributed import Group, rows_of, uneven_rows_of
+from .errors import CheckpointError, ConfigError
+from .finetune import InitialWeights
 from .token_cache import TokenCorpus
 from .vocab import Vocab
 
@@ -79,3 +83,32 @@ def load_training_data(
         len(train_ids),
         len(validated),
     )
+
+
+def run_vocab(
+    corpus: TokenCorpus,
+    model_config: ModelConfig | None,
+    resume: Checkpoint | None,
+    init_from: InitialWeights | None,
+) -> tuple[Vocab, ModelConfig]:
+    """A new run takes its vocabulary from the corpus, a fine-tuning run the grown one of its
+    source; a resumed one keeps the checkpoint's (and must be given the same text)."""
+    if init_from is not None:
+        if resume is not None:
+            raise ConfigError("a run either resumes or starts from init_from weights, not both")
+        shape = model_config or ModelConfig(vocab_size=len(init_from.vocab))
+        return init_from.vocab, replace(shape, vocab_size=len(init_from.vocab))
+    if resume is None:
+        vocab = corpus.vocab
+        shape = model_config or ModelConfig(vocab_size=len(vocab))
+        return vocab, replace(shape, vocab_size=len(vocab))
+    if not resume.training_state:
+        raise CheckpointError(
+            f"{resume.path} has no training state to resume from; resume from a run's last.pt"
+        )
+    if resume.info.get("corpus_sha256") not in (None, corpus.sha256):
+        raise CheckpointError(
+            f"the corpus differs from the one {resume.path} was trained on "
+            f"({', '.join(resume.info.get('corpus', []))}); resume with the same text"
+        )
+    return resume.vocab, resume.model_config

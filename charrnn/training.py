@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,49 +18,19 @@ from .checkpoint_schema import damaged
 from .config import ModelConfig, TrainConfig
 from .data import Corpus
 from .device import autocast, resolve_device, use_bf16
-from .distributed import Group, device_for, is_communication_failure, lost_contact
-from .errors import CharRNNError, CheckpointError, ConfigError
-from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
+from .distributed import Group, device_for
+from .events import EvalReport, Event, TrainResult
 from .finetune import InitialWeights
 from .memory import check_training_fits
 from .model import CharRNN, State, detach_state, state_from_saved, state_to_cpu
 from .ranks import RankState
 from .run_dir import RunDirectory
+from .run_progress import RunProgress
 from .sampling import preview
 from .schedule import learning_rate, make_optimizer, schedule_progress
 from .token_cache import TokenCorpus, text_corpus_tokens
-from .train_data import load_training_data
+from .train_data import load_training_data, run_vocab
 from .validation import diverged_above, diverged_error, evaluate, loss_sum
-from .vocab import Vocab
-
-
-def _vocab_and_model_config(
-    corpus: TokenCorpus,
-    model_config: ModelConfig | None,
-    resume: Checkpoint | None,
-    init_from: InitialWeights | None,
-) -> tuple[Vocab, ModelConfig]:
-    """A new run takes its vocabulary from the corpus, a fine-tuning run the grown one of its
-    source; a resumed one keeps the checkpoint's."""
-    if init_from is not None:
-        if resume is not None:
-            raise ConfigError("a run either resumes or starts from init_from weights, not both")
-        shape = model_config or ModelConfig(vocab_size=len(init_from.vocab))
-        return init_from.vocab, replace(shape, vocab_size=len(init_from.vocab))
-    if resume is None:
-        vocab = corpus.vocab
-        shape = model_config or ModelConfig(vocab_size=len(vocab))
-        return vocab, replace(shape, vocab_size=len(vocab))
-    if not resume.training_state:
-        raise CheckpointError(
-            f"{resume.path} has no training state to resume from; resume from a run's last.pt"
-        )
-    if resume.info.get("corpus_sha256") not in (None, corpus.sha256):
-        raise CheckpointError(
-            f"the corpus differs from the one {resume.path} was trained on "
-            f"({', '.join(resume.info.get('corpus', []))}); resume with the same text"
-        )
-    return resume.vocab, resume.model_config
 
 
 def _log_every(device: torch.device) -> int:
@@ -70,7 +39,7 @@ def _log_every(device: torch.device) -> int:
     return 1 if device.type == "cpu" else 25
 
 
-class _Run:
+class _Run(RunProgress):
     """One training run: the model, its optimizer and data, and what it has done so far.
 
     Everything that `last.pt` must hold to continue exactly lives here, so saving and restoring
@@ -85,15 +54,16 @@ class _Run:
         run_dir: RunDirectory,
         resume: Checkpoint | None,
         init_from: InitialWeights | None = None,
-        group: Group | None = None,
+        ranks: RankState | None = None,
     ) -> None:
         self.corpus, self.config, self.run_dir = corpus, config, run_dir
         self.out_dir, self.best_path, self.last_path = run_dir.path, run_dir.best, run_dir.last
-        self.device = device = device_for(resolve_device(config.device), group)
-        # The ranks of a torchrun job: what they decide together and what rank 0 alone does.
-        self.ranks = RankState(group, device)
+        # The ranks of a torchrun job (none: a single process): what they decide together.
+        self.ranks = ranks or RankState(None, resolve_device(config.device))
+        self.device = device = self.ranks.device
+        group = self.ranks.group
         self.bf16 = use_bf16(device, config.precision)
-        self.vocab, model_config = _vocab_and_model_config(corpus, model_config, resume, init_from)
+        self.vocab, model_config = run_vocab(corpus, model_config, resume, init_from)
         # Where a fine-tuning run's weights came from, kept in every checkpoint of the run.
         self.lineage = init_from.lineage if init_from else None
         if resume is not None:
@@ -272,14 +242,6 @@ class _Run:
     def precision(self) -> str:
         return "bf16" if self.bf16 else "fp32"
 
-    def elapsed(self) -> float:
-        """Seconds the whole run has trained, earlier sessions of a resumed run included."""
-        return self.prior_elapsed + self.session_elapsed()
-
-    def session_elapsed(self) -> float:
-        """Seconds this session has trained: what --max-time limits."""
-        return time.perf_counter() - self.session_start
-
     def schedule_progress(self) -> float:
         return schedule_progress(
             self.config, self.step, self.session_elapsed(), self.start_progress
@@ -287,52 +249,6 @@ class _Run:
 
     def learning_rate(self) -> float:
         return learning_rate(self.config, self.step, self.session_elapsed(), self.start_progress)
-
-    def out_of_time(self) -> bool:
-        return self.config.max_time is not None and self.session_elapsed() >= self.config.max_time
-
-    def chars_per_second(self) -> float:
-        """Training speed over this session (a resumed run's earlier sessions do not count)."""
-        session_chars = (self.step - self.session_start_step) * self.chars_per_step
-        return session_chars / max(self.session_elapsed(), 1e-9)
-
-    def start_event(self) -> TrainStart:
-        return TrainStart(
-            device=str(self.device),
-            precision=self.precision,
-            num_parameters=self.model.num_parameters(),
-            train_chars=self.train_chars,
-            val_chars=self.val_chars,
-            vocab_size=len(self.vocab),
-            start_step=self.step,
-            max_steps=self.config.max_steps,
-            out_dir=self.out_dir,
-        )
-
-    def step_report(self, lr: float) -> StepReport:
-        now, speed = self.elapsed(), self.chars_per_second()
-        remaining = self.config.max_steps - self.step
-        eta = remaining * self.chars_per_step / speed if speed > 0 else None
-        limit, fraction_done = "max_steps", self.step / self.config.max_steps
-        if self.config.max_time is not None:
-            session = self.session_elapsed()
-            time_left = max(0.0, self.config.max_time - session)
-            if eta is None or time_left < eta:
-                eta, limit = time_left, "max_time"
-                fraction_done = min(1.0, session / self.config.max_time)
-        return StepReport(
-            self.step,
-            self.config.max_steps,
-            self.last_train_loss,
-            lr,
-            speed,
-            now,
-            eta,
-            self.last_val_loss,
-            self.best_val_loss,
-            limit,
-            fraction_done,
-        )
 
     # --- training ----------------------------------------------------------------------------
 
@@ -413,18 +329,6 @@ class _Run:
             self.model, self.vocab, self.config.sample_chars, seed=self.config.seed + self.step
         )
 
-    def result(self, stop_reason: str) -> TrainResult:
-        return TrainResult(
-            stop_reason=stop_reason,
-            step=self.step,
-            best_val_loss=self.best_val_loss,
-            elapsed_s=self.elapsed(),
-            chars_per_second=self.chars_per_second(),
-            out_dir=self.out_dir,
-            best_path=self.best_path if self.best_path.exists() else None,
-            last_path=self.last_path if self.last_path.exists() else None,
-        )
-
 
 def train(
     corpus: Corpus | TokenCorpus,
@@ -449,68 +353,28 @@ def train(
     place in a torchrun job (distributed.from_environment()); only rank 0 writes and reports.
     """
     tokens = corpus if isinstance(corpus, TokenCorpus) else text_corpus_tokens(corpus)
-    main = group is None or group.main
-    emit = (on_event or (lambda event: None)) if main else (lambda event: None)
+    ranks = RankState(group, device_for(resolve_device(config.device), group))
+    emit = on_event if on_event is not None and ranks.main else (lambda event: None)
     run_dir = RunDirectory(out_dir)
     resume_from = resume.path if resume else None
-    if group is None:
-        run_dir.check(resume_from, overwrite)  # refused before the corpus is read
+
+    def start() -> _Run:
+        if ranks.main:
+            run_dir.check(resume_from, overwrite)  # refused before the corpus is read
         # Checks the data; writes nothing.
-        run = _Run(tokens, model_config, config, run_dir, resume, init_from)
-        with run_dir:
+        run = _Run(tokens, model_config, config, run_dir, resume, init_from, ranks)
+        if ranks.main:
             run_dir.claim(resume_from, overwrite)
             if resume is not None:
                 run_dir.continue_metrics(resume.path, run.step)
-            return _train_loop(run, emit, should_stop or (lambda: False))
-    ranks = RankState(group, device_for(resolve_device(config.device), group))
-    assert ranks.collective is not None
-    ranks.collective.start()
-    clean = False
-    try:
-        with run_dir:
-            run = _start_rank(
-                tokens, model_config, config, run_dir, resume, init_from, ranks, overwrite
-            )
-            result = _train_loop(run, emit, should_stop or (lambda: False))
-        run.step_fn = run.model  # DDP's hold on the group goes before the group does
-        clean = True
+        return run
+
+    with ranks.joined(), run_dir:
+        run = ranks.started(start)
+        run.distribute(resume.training_state if resume else None)
+        result = _train_loop(run, emit, should_stop or (lambda: False))
+        run.step_fn = run.model  # DDP's hold on the process group goes before the group does
         return result
-    except RuntimeError as problem:  # DDP's gradient all-reduce fails inside backward
-        if not is_communication_failure(problem):
-            raise
-        raise lost_contact(problem, "average the gradients") from None
-    finally:
-        ranks.collective.close(clean)
-
-
-def _start_rank(
-    corpus: TokenCorpus,
-    model_config: ModelConfig | None,
-    config: TrainConfig,
-    run_dir: RunDirectory,
-    resume: Checkpoint | None,
-    init_from: InitialWeights | None,
-    ranks: RankState,
-    overwrite: bool,
-) -> _Run:
-    """One rank's run, once all have started (rank 0 alone checks and locks the directory);
-    a rank that fails to start stops the others too."""
-    assert ranks.collective is not None and ranks.group is not None
-    resume_from = resume.path if resume else None
-    problem: CharRNNError | None = None
-    try:
-        if ranks.main:
-            run_dir.check(resume_from, overwrite)
-        run = _Run(corpus, model_config, config, run_dir, resume, init_from, ranks.group)
-        if ranks.main:
-            run_dir.claim(resume_from, overwrite)
-            if resume is not None:
-                run_dir.continue_metrics(resume.path, run.step)
-    except CharRNNError as error:
-        problem = error
-    ranks.collective.check_all_started(problem)
-    run.distribute(resume.training_state if resume else None)
-    return run
 
 
 def _train_loop(
