@@ -17,9 +17,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Files that also hold tests of ordinary use: only their tests of bad input are listed.
-MIXED_FILES = {"tests/test_checkpoint.py", "tests/test_cli_train.py", "tests/test_cli_corpus.py"}
+MIXED_FILES = {
+    "tests/test_checkpoint.py",
+    "tests/test_cli_train.py",
+    "tests/test_cli_corpus.py",
+    "tests/test_encode.py",
+    "tests/test_distributed.py",
+}
 BAD_INPUT_WORDS = ("error", "refus", "damaged", "bad", "nonsense", "one line", "usage", "unsafe",
-                   "invalid", "never", "missing", "not a", "diverg", "non finite", "fail")  # fmt: skip
+                   "invalid", "never", "missing", "not a", "diverg", "non finite", "fail", "killed",
+                   "nan or")  # fmt: skip
 # The files that attack the tool, in the order the table lists them.
 FAULT_FILES = [
     "tests/test_faults.py",
@@ -32,6 +39,8 @@ FAULT_FILES = [
     "tests/test_checkpoint.py",
     "tests/test_cli_train.py",
     "tests/test_cli_corpus.py",
+    "tests/test_encode.py",
+    "tests/test_distributed.py",
 ]
 HEADER = """# What the tests attack
 
