@@ -12,12 +12,17 @@ import numpy as np
 import torch
 
 from .data import _train_length
+from .errors import DataError
+from .token_file import release_pages
 
 # Validation reads at most this many characters: the first of the held-out tail, the same at
 # every evaluation. An evaluation then costs the same whatever the corpus's size; corpora up to
 # 10M characters (at --val-fraction 0.1: the shipped 5M-character one included) validate on
 # their whole tail as before. The rest of a longer tail is neither trained on nor validated.
 VAL_MAX_CHARS = 1_000_000
+# Batches between releases of the token file's pages from the resident set (the kernel reads
+# ahead of each window: 64 streams left about 50 MB resident after 20 steps).
+RELEASE_EVERY = 256
 
 
 def as_array(ids: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -43,13 +48,15 @@ class _Windows:
         self.ids, self.batch_size, self.seq_len = as_array(ids), batch_size, seq_len
         self.lookup, self.rows = lookup, rows or slice(0, batch_size)
         self.offsets = np.arange(seq_len + 1)
+        self.reads = 0
 
     def _read(self, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets), each (rows, T): the windows that begin at `starts`."""
+        self.reads += 1
+        if self.reads % RELEASE_EVERY == 0:
+            release_pages(self.ids)
         window = np.asarray(self.ids[starts[self.rows, None] + self.offsets])
-        if self.lookup is not None:
-            window = self.lookup[window]
-        tensor = torch.from_numpy(window.astype(np.int64))
+        tensor = torch.from_numpy(_looked_up(window, self.lookup).astype(np.int64))
         return tensor[:, :-1], tensor[:, 1:]
 
 
@@ -128,10 +135,22 @@ def validation_note(total: int, val_fraction: float) -> list[str]:
 
 def validation_ids(val_ids: np.ndarray | torch.Tensor, lookup: np.ndarray | None) -> torch.Tensor:
     """The validation text as an int64 tensor: its first VAL_MAX_CHARS characters."""
-    head = np.asarray(as_array(val_ids)[:VAL_MAX_CHARS])
-    if lookup is not None:
-        head = lookup[head]
-    return torch.from_numpy(head.astype(np.int64))
+    head = np.array(as_array(val_ids)[:VAL_MAX_CHARS])  # a copy: the map's pages can go
+    release_pages(as_array(val_ids))
+    return torch.from_numpy(_looked_up(head, lookup).astype(np.int64))
+
+
+def _looked_up(ids: np.ndarray, lookup: np.ndarray | None) -> np.ndarray:
+    """Stored ids as the model's; an id beyond the table means a damaged token file."""
+    if lookup is None:
+        return ids
+    try:
+        return lookup[ids]
+    except IndexError:
+        raise DataError(
+            "the encoded corpus holds an id outside its vocabulary: its token file is damaged; "
+            "delete it from the token cache (see CHARRNN_CACHE_DIR) to encode the corpus again"
+        ) from None
 
 
 def validation_streams(

@@ -109,6 +109,18 @@ def map_ids(handle: BinaryIO, dtype: np.dtype, count: int) -> np.ndarray:
     return _map(handle, dtype.name, count)
 
 
+def release_pages(ids: np.ndarray) -> None:
+    """Drop a mapped token file's pages from this process's resident set. They stay in the
+    kernel's page cache, so reading them again is cheap; without this, a pass over a corpus
+    would leave all of it counted in the process's memory."""
+    base: object = ids
+    while isinstance(base, np.ndarray):
+        base = base.base
+    mapped = getattr(base, "obj", base)  # np.frombuffer keeps a memoryview of the map
+    if isinstance(mapped, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED)
+
+
 def _map(handle: BinaryIO, dtype: str, count: int) -> np.ndarray:
     if count == 0:
         return np.zeros(0, dtype=dtype)

@@ -22,6 +22,7 @@ from charrnn import encode
 from charrnn.data import Corpus, read_corpus
 from charrnn.errors import DataError
 from charrnn.token_cache import TokenCorpus, open_corpus, text_corpus_tokens
+from charrnn.token_file import release_pages
 
 # A byte order mark, "\r\n" line ends, 2-, 3- and 4-byte characters and a last lone "\r".
 TEXT = "\ufeffA 🙂 line\r\nΓειά σου 𝔘𝔫𝔦 — ok\r\n\r\nend 🚀\r"
@@ -278,3 +279,28 @@ def test_processes_opening_one_corpus_at_once_encode_it_once(tmp_path, monkeypat
 
     assert sorted(tokens.cache_hit for tokens in found) == [False, True]
     assert decoded(found[0]) == decoded(found[1])
+
+
+def _resident_token_pages() -> int:
+    """kB of token-file pages this process has resident (Linux: /proc/self/smaps)."""
+    total, current = 0, ""
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:
+            current = fields[5] if len(fields) >= 6 else ""
+        elif line.startswith("Rss:") and current.endswith(".tokens"):
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc")
+def test_released_pages_leave_the_resident_set_and_read_back_the_same(tmp_path):
+    path = write(tmp_path / "big.txt", TEXT * 20_000)  # ~1 MB of ids
+    tokens = open_corpus([path], directory=tmp_path / "cache", min_bytes=0)
+    before = int(tokens.ids.astype(np.int64).sum())  # touches every page
+    assert _resident_token_pages() > 100
+
+    release_pages(tokens.ids[10:])  # a view of the map releases the whole map
+
+    assert _resident_token_pages() == 0
+    assert int(tokens.ids.astype(np.int64).sum()) == before

@@ -3,6 +3,7 @@ memory, exact resume, validation capped at VAL_MAX_CHARS and said so."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_TEXT, cli, write
@@ -11,9 +12,10 @@ from charrnn import batches, token_cache
 from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import read_corpus
+from charrnn.errors import DataError
 from charrnn.events import TrainStart
 from charrnn.plan import plan_run
-from charrnn.token_cache import open_corpus
+from charrnn.token_cache import TokenCorpus, open_corpus
 from charrnn.training import train
 
 TINY = ["--layers", "1", "--hidden", "16", "--embedding", "8", "--batch-size", "4"]
@@ -84,3 +86,14 @@ def test_validation_reads_at_most_val_max_chars_and_says_so(tmp_path, tiny_corpu
     )
     start = next(event for event in events if isinstance(event, TrainStart))
     assert start.val_chars == 100
+
+
+def test_an_id_outside_the_vocabulary_is_a_damaged_token_file_not_a_crash(tmp_path):
+    # What a token file damaged outside its sampled blocks would give training.
+    ids = np.array([0, 1, 2] * 200 + [7] + [0, 1, 2] * 200, dtype=np.uint8)
+    damaged = TokenCorpus(ids, "abc", ("x.txt",), "0" * 64)
+    model = ModelConfig(vocab_size=1, cell="gru", num_layers=1, hidden_size=8)
+    config = TrainConfig(seq_len=16, batch_size=4, max_steps=200, sample_chars=0, device="cpu")
+
+    with pytest.raises(DataError, match="its token file is damaged"):
+        train(damaged, model, config, tmp_path / "run")
