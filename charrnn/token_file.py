@@ -127,6 +127,10 @@ def _map(handle: BinaryIO, dtype: str, count: int) -> np.ndarray:
     length = count * np.dtype(dtype).itemsize
     # The map outlives the file object: it holds its own reference to the file.
     mapped = mmap.mmap(handle.fileno(), length, access=mmap.ACCESS_READ)
+    if hasattr(mmap, "MADV_RANDOM"):
+        # Windows read a few pages here and there: without this the kernel maps hundreds of KB
+        # around each one (64 streams: 44 MB resident after the first batch).
+        mapped.madvise(mmap.MADV_RANDOM)
     return np.frombuffer(mapped, dtype=dtype, count=count)
 
 
