@@ -35,6 +35,7 @@ class _Windows:
 
     lookup: maps the ids as stored to the model's ids (None: the same). rows: the rows of the
     batch this process trains on, when several processes share it (None: all of them).
+    device: where the batches go (the model's device).
     """
 
     def __init__(
@@ -44,9 +45,11 @@ class _Windows:
         seq_len: int,
         lookup: np.ndarray | None,
         rows: slice | None,
+        device: torch.device | str,
     ):
         self.ids, self.batch_size, self.seq_len = as_array(ids), batch_size, seq_len
         self.lookup, self.rows = lookup, rows or slice(0, batch_size)
+        self.device = torch.device(device)
         self.offsets = np.arange(seq_len + 1)
         self.reads = 0
 
@@ -57,6 +60,7 @@ class _Windows:
             release_pages(self.ids)
         window = np.asarray(self.ids[starts[self.rows, None] + self.offsets])
         tensor = torch.from_numpy(_looked_up(window, self.lookup).astype(np.int64))
+        tensor = tensor.to(self.device)  # (rows, T + 1): a few KB per step
         return tensor[:, :-1], tensor[:, 1:]
 
 
@@ -73,8 +77,9 @@ class RandomWindows(_Windows):
         generator: torch.Generator,
         lookup: np.ndarray | None = None,
         rows: slice | None = None,
+        device: torch.device | str = "cpu",
     ):
-        super().__init__(ids, batch_size, seq_len, lookup, rows)
+        super().__init__(ids, batch_size, seq_len, lookup, rows, device)
         self.generator = generator
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -102,10 +107,11 @@ class StatefulWindows(_Windows):
         seq_len: int,
         lookup: np.ndarray | None = None,
         rows: slice | None = None,
+        device: torch.device | str = "cpu",
     ):
         # A text too short for `batch_size` streams of at least one window gets fewer.
         batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len))
-        super().__init__(ids, batch_size, seq_len, lookup, rows)
+        super().__init__(ids, batch_size, seq_len, lookup, rows, device)
         self.stream_len = (len(ids) - 1) // batch_size
         self.stream_starts = np.arange(batch_size) * self.stream_len
         self.windows_per_pass = self.stream_len // seq_len

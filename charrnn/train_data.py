@@ -66,11 +66,11 @@ def load_training_data(
     rows = rows_of(batch, group, "--batch-size")
     if config.windows == "stateful":
         windows: RandomWindows | StatefulWindows = StatefulWindows(
-            train_ids, config.batch_size, config.seq_len, lookup, rows
+            train_ids, config.batch_size, config.seq_len, lookup, rows, device
         )
     else:
         windows = RandomWindows(
-            train_ids, config.batch_size, config.seq_len, generator, lookup, rows
+            train_ids, config.batch_size, config.seq_len, generator, lookup, rows, device
         )
     validated = validation_ids(val_ids, lookup)
     val_inputs, val_targets = validation_streams(validated, VAL_STREAMS, config.seq_len)

@@ -231,3 +231,29 @@ def test_resume_auto_resumes_a_run_directory_with_last_pt_else_starts_one(tmp_pa
     assert again.exit_code == 0, again.output
     assert "resuming at step 4" in again.stderr
     assert load_checkpoint(out / "last.pt").info["step"] == 8
+
+
+@pytest.mark.gpu
+def test_torchrun_on_cuda_with_nccl_trains_the_weights_one_process_would(tmp_path, tiny_corpus):
+    # One process per GPU, up to two (world size 1 on a single GPU). fp32, but cuDNN may use
+    # TF32 and other kernels for another batch size, hence a looser tolerance than on CPU.
+    processes = min(torch.cuda.device_count(), 2)
+    on_cuda = [arg if arg != "cpu" else "cuda" for arg in TINY] + ["--precision", "fp32"]
+    steps = ["--max-steps", "6", "--eval-every", "3"]
+    single = cli("train", tiny_corpus, "--out", tmp_path / "one", *steps, *on_cuda)
+    assert single.exit_code == 0, single.output
+
+    job = torchrun(
+        "--standalone",
+        "--nproc-per-node",
+        str(processes),
+        train=[tiny_corpus, "--out", tmp_path / "ddp", *steps, *on_cuda],
+    )
+    stderr = finish(job)
+
+    assert "training on cuda" in stderr
+    first, second = (load_checkpoint(tmp_path / run / "last.pt") for run in ("one", "ddp"))
+    assert first.info["step"] == second.info["step"] == 6
+    torch.testing.assert_close(
+        first.model.state_dict(), second.model.state_dict(), rtol=1e-2, atol=1e-3
+    )
