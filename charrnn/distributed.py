@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from .errors import ConfigError, DistributedError
+from .errors import ConfigError, DeviceError, DistributedError
 
 T = TypeVar("T")
 # How long a rank waits for the others at a collective before giving up. Long enough for rank
@@ -61,9 +61,15 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Group | None:
 
 def device_for(device: torch.device, group: Group | None) -> torch.device:
     """Each rank's own GPU: 'cuda' means cuda:LOCAL_RANK under torchrun."""
-    if group is not None and device.type == "cuda" and device.index is None:
-        return torch.device("cuda", group.local_rank)
-    return device
+    if group is None or device.type != "cuda" or device.index is not None:
+        return device
+    count = torch.cuda.device_count()
+    if group.local_rank >= count:
+        raise DeviceError(
+            f"rank {group.rank} would train on cuda:{group.local_rank}, but this machine has "
+            f"{count} GPU(s): give torchrun --nproc-per-node {count} or less"
+        )
+    return torch.device("cuda", group.local_rank)
 
 
 def rows_of(total: int, group: Group | None, what: str) -> slice:

@@ -17,8 +17,8 @@ import torch
 from conftest import cli
 
 from charrnn.checkpoint import load_checkpoint
-from charrnn.distributed import Group, from_environment, rows_of, uneven_rows_of
-from charrnn.errors import ConfigError
+from charrnn.distributed import Group, device_for, from_environment, rows_of, uneven_rows_of
+from charrnn.errors import ConfigError, DeviceError
 from charrnn.plan import plan_run
 
 # A tiny GRU on CPU, dropout off (ranks draw their own masks), one thread everywhere.
@@ -204,6 +204,17 @@ def test_the_group_comes_from_torchruns_environment():
     assert from_environment({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}) == Group(1, 2, 1)
     with pytest.raises(ConfigError, match="RANK 2 is outside WORLD_SIZE 2"):
         from_environment({"RANK": "2", "WORLD_SIZE": "2"})
+
+
+def test_each_rank_trains_on_its_own_gpu_and_a_missing_one_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    cuda = torch.device("cuda")
+
+    assert device_for(cuda, Group(3, 4, 1)) == torch.device("cuda", 1)
+    assert device_for(torch.device("cuda", 0), Group(3, 4, 1)) == torch.device("cuda", 0)
+    assert device_for(torch.device("cpu"), Group(3, 4, 1)) == torch.device("cpu")
+    with pytest.raises(DeviceError, match=r"rank 2 would train on cuda:2, but this machine has 2"):
+        device_for(cuda, Group(2, 4, 2))
 
 
 def test_each_rank_owns_an_equal_contiguous_share_of_the_batch_rows():
