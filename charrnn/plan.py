@@ -82,10 +82,7 @@ def plan_run(
     ModelConfig(vocab_size=1, **model_options)
     TrainConfig(**train_options)
     group = from_environment()
-    if resume is not None and str(resume) == RESUME_AUTO:
-        resume = _auto_resume(corpus, out)
-        if resume is not None:
-            init_from = None  # a restarted fine-tuning run continues; last.pt keeps its lineage
+    resume, init_from = _auto_resume(resume, corpus, out, init_from)
     _check_init_from(init_from, corpus, resume)
     notes: list[str] = []
 
@@ -129,11 +126,19 @@ def plan_run(
     return RunPlan(text, model_config, config, out_dir, checkpoint, choice, notes, initial, group)
 
 
-def _auto_resume(corpus: list[Path | str] | None, out: Path | str | None) -> Path | None:
-    """--resume auto: the run directory's last.pt if there is one, else None (a new run)."""
+def _auto_resume(
+    resume: Path | str | None,
+    corpus: list[Path | str] | None,
+    out: Path | str | None,
+    init_from: Path | str | None,
+) -> tuple[Path | str | None, Path | str | None]:
+    """(resume, init_from) as given, or for --resume auto: the run directory's last.pt if there
+    is one (a restarted fine-tuning run continues: last.pt keeps its lineage), else a new run."""
+    if resume is None or str(resume) != RESUME_AUTO:
+        return resume, init_from
     first = corpus[0] if corpus else resources.default_corpus_path()
     last = (Path(out) if out is not None else Path("runs") / corpus_label(first)) / "last.pt"
-    return last if last.is_file() else None
+    return (last, None) if last.is_file() else (None, init_from)
 
 
 def _finetune_configs(

@@ -133,6 +133,27 @@ def test_max_time_stops_every_rank_at_the_same_step(tmp_path, tiny_corpus):
     assert 0 < saved.info["step"] < 100_000
 
 
+def test_a_run_of_two_processes_resumes_in_one_and_ends_where_one_process_would(
+    tmp_path, tiny_corpus
+):
+    straight = cli("train", tiny_corpus, "--out", tmp_path / "one", "--max-steps", "8", *TINY)
+    assert straight.exit_code == 0, straight.output
+
+    job = torchrun(
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        train=[tiny_corpus, "--out", tmp_path / "split", "--max-steps", "4", *TINY],
+    )
+    finish(job)
+    # The whole batch's carried state was gathered into last.pt: one process takes all its rows.
+    resumed = cli("train", "--resume", tmp_path / "split", "--max-steps", "8", *TINY)
+
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming at step 4" in resumed.stderr
+    assert_close_runs(tmp_path / "one", tmp_path / "split")
+
+
 AGREE_SCRIPT = """
 import sys, torch
 from pathlib import Path
