@@ -32,8 +32,9 @@ import common
 import torch
 
 from charrnn import score
+from charrnn.batches import validation_streams
 from charrnn.checkpoint import load_checkpoint
-from charrnn.data import split_ids, validation_streams
+from charrnn.data import split_ids
 from charrnn.finetune import load_source
 from charrnn.model import CharRNN
 from charrnn.plan import plan_run

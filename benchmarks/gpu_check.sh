@@ -11,6 +11,11 @@ python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no C
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python -m pip install -q -e '.[test]'
 python -m pytest -q -rs
+# torchrun with NCCL, one process per GPU (world size 1 on one GPU; the tests ran it too), a
+# minute on the real corpus: the summary line's chars/s is the figure for the README.
+gpus=$(python -c "import torch; print(torch.cuda.device_count())")
+python -m torch.distributed.run --standalone --nproc-per-node "$gpus" -m charrnn train "$corpus" \
+  --out /tmp/charrnn-gpu-torchrun --force --max-time 60 --device cuda
 python benchmarks/bench_train_throughput.py --device cuda
 python benchmarks/bench_sample.py --device cuda
 python benchmarks/bench_score.py --device cuda

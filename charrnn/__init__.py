@@ -45,6 +45,8 @@ _EXPORTS = {
     "score_lines": "scoring",
     "score_stream": "scoring",
     "train": "training",
+    "TokenCorpus": "token_cache",
+    "open_corpus": "token_cache",
     "Vocab": "vocab",
 }
 

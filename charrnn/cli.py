@@ -184,12 +184,14 @@ def train(
         threads=threads,
         init_from=init_from,
     )
-    for note in plan.notes:
+    main = plan.group is None or plan.group.main  # under torchrun, rank 0 alone reports
+    for note in plan.notes if main else []:
         info(note)
-    board = None if tensorboard is None else _tensorboard_log(tensorboard, plan.out_dir)
-    result, interrupt = _run_training(plan, overwrite=force, quiet=quiet, also=board)
-    summary = train_summary(result, shlex.join(plan.resume_command), val_losses(plan.out_dir))
-    err_console.print(summary, soft_wrap=True)
+    board = None if tensorboard is None or not main else _tensorboard_log(tensorboard, plan.out_dir)
+    result, interrupt = _run_training(plan, overwrite=force, quiet=quiet or not main, also=board)
+    if main:
+        summary = train_summary(result, shlex.join(plan.resume_command), val_losses(plan.out_dir))
+        err_console.print(summary, soft_wrap=True)
     if result.stop_reason == "interrupted":
         raise typer.Exit(interrupt.exit_code)
 
@@ -209,7 +211,12 @@ def _run_training(plan: Any, overwrite: bool, quiet: bool, also: Any = None) -> 
     from .interrupt import GracefulInterrupt
     from .training import train as run_training
 
-    with GracefulInterrupt() as interrupt, TrainDisplay(quiet=quiet) as show, also or nullcontext():
+    main = plan.group is None or plan.group.main
+    with (
+        GracefulInterrupt(announce=main) as interrupt,
+        TrainDisplay(quiet=quiet) as show,
+        also or nullcontext(),
+    ):
 
         def display(event: Any) -> None:
             if isinstance(event, TrainStart) and plan.threads is not None and not quiet:
@@ -228,6 +235,7 @@ def _run_training(plan: Any, overwrite: bool, quiet: bool, also: Any = None) -> 
             on_event=display,
             should_stop=interrupt,
             overwrite=overwrite,
+            group=plan.group,
         )
     return result, interrupt
 

@@ -88,7 +88,7 @@ def _fail(message: str, code: int) -> None:
         sys.stdout.flush()
     except (OSError, ValueError, AttributeError):
         silence_stdout()
-    error(message)
+    error(_rank_prefix() + message)
     raise typer.Exit(code) from None
 
 
@@ -103,6 +103,12 @@ def _describe_os_error(problem: OSError) -> str:
 
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EBADF, errno.EFBIG}
+
+
+def _rank_prefix() -> str:
+    """Under torchrun, which process an error comes from (rank 0's lines stay as they are)."""
+    rank = os.environ.get("RANK", "0")
+    return f"rank {rank}: " if rank != "0" and os.environ.get("WORLD_SIZE", "1") != "1" else ""
 
 
 def stdout_or_error() -> Any:

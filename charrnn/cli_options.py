@@ -156,7 +156,11 @@ Out = Annotated[
 ]
 Resume = Annotated[
     Path | None,
-    typer.Option("--resume", help="Continue a run exactly from its last.pt (or run directory)."),
+    typer.Option(
+        "--resume",
+        help="Continue a run exactly from its last.pt (or run directory); 'auto': the run "
+        "directory's last.pt if it has one, else start the run (for torchrun restarts).",
+    ),
 ]
 InitFrom = Annotated[
     str | None,

@@ -1,4 +1,4 @@
-"""Reading and checking corpora, the train/validation split, and training batches."""
+"""Reading and checking corpora, and the train/validation split (batches.py cuts the batches)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import hashlib
 import math
 import shlex
 import sys
+from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
+import numpy as np
 import torch
 
 from .errors import DataError
@@ -23,6 +25,8 @@ MIN_VAL_CHARS = 2
 
 # Byte order marks of the encodings people mistake for UTF-8; UTF-32 LE before UTF-16 LE,
 # whose mark is its prefix.
+IdsT = TypeVar("IdsT", np.ndarray, torch.Tensor)
+
 _BOMS = (
     (b"\xff\xfe\x00\x00", "UTF-32", "little-endian"),
     (b"\x00\x00\xfe\xff", "UTF-32", "big-endian"),
@@ -40,11 +44,7 @@ class Corpus:
     @property
     def name(self) -> str:
         """A short name for the run directory: what was named first (see read_corpus)."""
-        if self.label:
-            return self.label
-        if self.sources[0] == STDIN_SOURCE:
-            return "stdin"
-        return Path(self.sources[0]).stem or "corpus"
+        return corpus_name(self.label, self.sources)
 
     @functools.cached_property
     def sha256(self) -> str:
@@ -54,6 +54,15 @@ class Corpus:
     def vocab(self) -> Vocab:
         """The characters of the text: a new run's vocabulary (worked out once per corpus)."""
         return Vocab.from_text(self.text)
+
+
+def corpus_name(label: str, sources: tuple[str, ...]) -> str:
+    """A corpus's name for its run directory: its label, else its first source's stem."""
+    if label:
+        return label
+    if sources[0] == STDIN_SOURCE:
+        return "stdin"
+    return Path(sources[0]).stem or "corpus"
 
 
 def _utf_bom(data: bytes) -> tuple[str, str] | None:
@@ -154,7 +163,33 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _corpus_label(path: Path | str) -> str:
+@dataclass(frozen=True)
+class CorpusFile:
+    """One part of a corpus: a file, or stdin (path None)."""
+
+    source: str  # recorded in checkpoints: a file's absolute path, or STDIN_SOURCE
+    shown: str  # named in messages: the path as given, or "stdin"
+    path: Path | None
+
+
+def corpus_files(paths: list[Path | str]) -> list[CorpusFile]:
+    """The parts a corpus is read from, in order: files, directories' text files, "-" (stdin)."""
+    if not paths:
+        raise DataError("no corpus given")
+    if sum(str(p) == "-" for p in paths) > 1:
+        raise DataError("'-' (stdin) can be given only once")
+    files = []
+    for given in paths:
+        if str(given) == "-":
+            files.append(CorpusFile(STDIN_SOURCE, "stdin", None))
+            continue
+        for file in expand_paths([Path(given)]):
+            # Absolute paths, so a run can be resumed from any directory without naming its corpus.
+            files.append(CorpusFile(str(file.resolve()), str(file), file))
+    return files
+
+
+def corpus_label(path: Path | str) -> str:
     """The run name a corpus path gives: stdin, a directory's name, or a file's stem."""
     if str(path) == "-":
         return "stdin"
@@ -170,22 +205,16 @@ def read_corpus(paths: list[Path | str], stdin: BinaryIO | None = None) -> Corpu
     The corpus is named after the first path: a file's stem, a directory's own name, or
     "stdin". stdin: where "-" reads from [default: sys.stdin.buffer].
     """
-    if not paths:
-        raise DataError("no corpus given")
-    if sum(str(p) == "-" for p in paths) > 1:
-        raise DataError("'-' (stdin) can be given only once")
     pieces: list[tuple[str, str, bytes]] = []  # (source, name for messages, data)
-    for given in paths:
-        if str(given) == "-":
-            pieces.append((STDIN_SOURCE, "stdin", (stdin or sys.stdin.buffer).read()))
-            continue
-        for file in expand_paths([Path(given)]):
+    for part in corpus_files(paths):
+        if part.path is None:
+            data = (stdin or sys.stdin.buffer).read()
+        else:
             try:
-                data = file.read_bytes()
+                data = part.path.read_bytes()
             except OSError as error:
-                raise DataError(f"cannot read {file}: {error.strerror}") from None
-            # Absolute paths, so a run can be resumed from any directory without naming its corpus.
-            pieces.append((str(file.resolve()), str(file), data))
+                raise DataError(f"cannot read {part.shown}: {error.strerror}") from None
+        pieces.append((part.source, part.shown, data))
     parts = []
     for _, shown, data in pieces:
         text = decode_text(data, shown)
@@ -198,7 +227,7 @@ def read_corpus(paths: list[Path | str], stdin: BinaryIO | None = None) -> Corpu
     return Corpus(
         text=text,
         sources=tuple(source for source, _, _ in pieces),
-        label=_corpus_label(paths[0]),
+        label=corpus_label(paths[0]),
     )
 
 
@@ -218,7 +247,7 @@ def _train_length(total: int, val_fraction: float) -> int:
     return int(total * (1.0 - val_fraction))
 
 
-def split_ids(ids: torch.Tensor, val_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+def split_ids(ids: IdsT, val_fraction: float) -> tuple[IdsT, IdsT]:
     """The last `val_fraction` of the text validates, the rest trains (nanoGPT's convention)."""
     n_train = _train_length(len(ids), val_fraction)
     return ids[:n_train], ids[n_train:]
@@ -252,7 +281,7 @@ def _short_decimal(units: int, decimals: int) -> str:
     return f"{units / 10**decimals:.{decimals}f}".rstrip("0").rstrip(".")
 
 
-def check_split(train_ids: torch.Tensor, val_ids: torch.Tensor, seq_len: int) -> None:
+def check_split(train_ids: Sized, val_ids: Sized, seq_len: int) -> None:
     """Refuse a split too short for one training window or for validation, blaming the cause."""
     n_train, n_val = len(train_ids), len(val_ids)
     window = seq_len + 1
@@ -285,70 +314,3 @@ def check_split(train_ids: torch.Tensor, val_ids: torch.Tensor, seq_len: int) ->
         f"the corpus is too short for --seq-len {seq_len}: {split}, but one training window "
         f"needs {window:,}; use a longer text, {fixes}, or a --val-fraction of at most {most}"
     )
-
-
-class RandomWindows:
-    """Each batch is `batch_size` windows at independent random offsets; no state carried."""
-
-    stateful = False
-
-    def __init__(
-        self, ids: torch.Tensor, batch_size: int, seq_len: int, generator: torch.Generator
-    ):
-        self.ids, self.batch_size, self.seq_len, self.generator = (
-            ids,
-            batch_size,
-            seq_len,
-            generator,
-        )
-        self.offsets = torch.arange(seq_len + 1, device=ids.device)
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """(inputs, targets, reset_state), inputs and targets (B, T)."""
-        high = len(self.ids) - self.seq_len
-        starts = torch.randint(0, high, (self.batch_size,), generator=self.generator)
-        window = self.ids[starts.to(self.ids.device, non_blocking=True)[:, None] + self.offsets]
-        return window[:, :-1], window[:, 1:], True
-
-
-class StatefulWindows:
-    """The text cut into `batch_size` contiguous streams read window after window.
-
-    The hidden state is carried from one window to the next, so the model sees context longer
-    than `seq_len`; it is reset at the start of each pass. The window depends only on the step,
-    so a resumed run reads exactly what an uninterrupted one would.
-    """
-
-    stateful = True
-
-    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int):
-        # A text too short for `batch_size` streams of at least one window gets fewer.
-        self.batch_size = batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len))
-        self.stream_len = (len(ids) - 1) // batch_size
-        usable = self.stream_len * batch_size
-        self.inputs = ids[:usable].view(batch_size, self.stream_len)
-        self.targets = ids[1 : usable + 1].view(batch_size, self.stream_len)
-        self.seq_len = seq_len
-        self.windows_per_pass = self.stream_len // seq_len
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        index = step % self.windows_per_pass
-        start = index * self.seq_len
-        end = start + self.seq_len
-        return self.inputs[:, start:end], self.targets[:, start:end], index == 0
-
-
-def validation_streams(
-    ids: torch.Tensor, max_streams: int, seq_len: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The whole validation text as (inputs, targets) of shape (S, L), S streams read in order.
-
-    Streams are at least a few windows long so that most predictions see context.
-    """
-    n = len(ids) - 1
-    streams = max(1, min(max_streams, n // max(4 * seq_len, 1)))
-    length = n // streams
-    usable = length * streams
-    inputs = ids[:usable].view(streams, length)
-    targets = ids[1 : usable + 1].view(streams, length)
-    return inputs, targets

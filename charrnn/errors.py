@@ -45,3 +45,7 @@ class ServeError(CharRNNError):
 
 class MissingExtra(CharRNNError):
     """An optional feature whose package is not installed; the message names the pip extra."""
+
+
+class DistributedError(CharRNNError):
+    """A process of a distributed run failed or could not reach the others."""

@@ -22,7 +22,8 @@ class GracefulInterrupt:
         getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
     )
 
-    def __init__(self) -> None:
+    def __init__(self, announce: bool = True) -> None:
+        self.announce = announce  # say so on stderr (under torchrun, rank 0 alone does)
         self.received: int | None = None  # the first signal's number
         self.previous: dict[int, Any] = {}
 
@@ -40,7 +41,10 @@ class GracefulInterrupt:
             raise KeyboardInterrupt
         self.received = signum
         name = "interrupt" if signum == signal.SIGINT else signal.Signals(signum).name
-        err_console.print(f"\n[yellow]{name}: saving last.pt after this step (again to abort)[/]")
+        if self.announce:
+            err_console.print(
+                f"\n[yellow]{name}: saving last.pt after this step (again to abort)[/]"
+            )
 
     @property
     def exit_code(self) -> int:

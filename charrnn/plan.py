@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from . import resources
+from .batches import validation_note
 from .checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint_path
 from .config import (
     FINETUNE_DEFAULTS,
@@ -25,19 +26,24 @@ from .config import (
     flag,
     resume_config,
 )
-from .data import STDIN_SOURCE, Corpus, read_corpus, stored_corpus_paths
+from .data import STDIN_SOURCE, corpus_label, stored_corpus_paths
 from .device import resolve_device
+from .distributed import Group, from_environment
 from .errors import ConfigError
 from .finetune import InitialWeights, describe_start, initial_weights, load_source
 from .threads import ThreadChoice, choose_threads
+from .token_cache import TokenCorpus, open_corpus
 
 # With no corpus the run is a demo on the shipped text: short unless the user sets a limit.
 DEMO_MAX_TIME_S = 120.0
+# --resume auto: continue the run in --out if it holds a last.pt, else start it (torchrun
+# restarts a failed group with the same command, which must then resume).
+RESUME_AUTO = "auto"
 
 
 @dataclass
 class RunPlan:
-    corpus: Corpus
+    corpus: TokenCorpus
     model_config: ModelConfig  # vocab_size is the corpus's (new run) or the checkpoint's
     train_config: TrainConfig
     out_dir: Path
@@ -45,6 +51,7 @@ class RunPlan:
     threads: ThreadChoice | None = None  # None: not a CPU run
     notes: list[str] = field(default_factory=list)  # decisions the user should hear about
     init_from: InitialWeights | None = None  # a fine-tuning run's starting weights
+    group: Group | None = None  # this process's place in a torchrun job
 
     @property
     def resume_command(self) -> list[str]:
@@ -67,11 +74,15 @@ def plan_run(
     model_options / train_options: ModelConfig / TrainConfig fields the user set (others take the
     device's defaults). resume: a last.pt or run directory to continue. threads: --threads.
     init_from: a checkpoint, run directory or shipped model's name to start a new run from.
+    resume "auto": resume from the run directory's last.pt if it has one, else start the run.
+    Under torchrun (RANK and WORLD_SIZE set) the plan carries this process's group.
     """
     model_options, train_options = dict(model_options or {}), dict(train_options or {})
     # Every option is checked before any file is touched, so a usage error is reported as one.
     ModelConfig(vocab_size=1, **model_options)
     TrainConfig(**train_options)
+    group = from_environment()
+    resume, init_from = _auto_resume(resume, corpus, out, init_from)
     _check_init_from(init_from, corpus, resume)
     notes: list[str] = []
 
@@ -98,7 +109,7 @@ def plan_run(
             device.type, source.checkpoint.model_config, model_options, train_options, source.name
         )
 
-    text = read_corpus(sources)
+    text = open_corpus(sources)
     initial = None
     if source is not None:
         initial = initial_weights(source, text.vocab)
@@ -111,7 +122,23 @@ def plan_run(
         )
         model_config = replace(model_config, vocab_size=len(text.vocab))
     out_dir = out_dir or Path("runs") / text.name
-    return RunPlan(text, model_config, config, out_dir, checkpoint, choice, notes, initial)
+    notes += validation_note(len(text), config.val_fraction)
+    return RunPlan(text, model_config, config, out_dir, checkpoint, choice, notes, initial, group)
+
+
+def _auto_resume(
+    resume: Path | str | None,
+    corpus: list[Path | str] | None,
+    out: Path | str | None,
+    init_from: Path | str | None,
+) -> tuple[Path | str | None, Path | str | None]:
+    """(resume, init_from) as given, or for --resume auto: the run directory's last.pt if there
+    is one (a restarted fine-tuning run continues: last.pt keeps its lineage), else a new run."""
+    if resume is None or str(resume) != RESUME_AUTO:
+        return resume, init_from
+    first = corpus[0] if corpus else resources.default_corpus_path()
+    last = (Path(out) if out is not None else Path("runs") / corpus_label(first)) / "last.pt"
+    return (last, None) if last.is_file() else (None, init_from)
 
 
 def _finetune_configs(

@@ -1,7 +1,8 @@
 """The training state a last.pt holds for --resume, checked against what training restores.
 
-training._Run._restore reads it: AdamW's state_dict, the CPU, CUDA and data RNG states, the hidden
-state carried between stateful windows, and the counters. Each is checked deeply enough that a
+training._Run._restore reads it: AdamW's state_dict, the CPU, CUDA and data RNG states (and under
+torchrun those of ranks 1 and up), the hidden state carried between stateful windows, and the
+counters. Each is checked deeply enough that a
 damaged one is refused at load, in one line, instead of failing inside torch on resume.
 """
 
@@ -44,8 +45,23 @@ def check_training_state(value: Any, config: ModelConfig) -> dict[str, Any] | No
     _generator_state(state["rng_data"], "training.rng_data")
     if state.get("rng_cuda") is not None:
         _cuda_generator_state(state["rng_cuda"], "training.rng_cuda")
+    if "rng_ranks" in state:
+        _rank_generator_states(state["rng_ranks"])
     _carried_state(state.get("carried_state"), config)
     return state
+
+
+def _rank_generator_states(value: Any) -> None:
+    """A torchrun run's RNG states of ranks 1 and up: per rank, its CPU and CUDA states."""
+    where = "training.rng_ranks"
+    if not isinstance(value, (list, tuple)):
+        raise check.Damaged(f"{where} is {check.describe(value)}, expected a list")
+    for index, item in enumerate(value):
+        entry = check.mapping(item, f"{where}[{index}]")
+        cpu = check.required(entry, "cpu", f"{where}[{index}].")
+        _generator_state(cpu, f"{where}[{index}].cpu")
+        if entry.get("cuda") is not None:
+            _cuda_generator_state(entry["cuda"], f"{where}[{index}].cuda")
 
 
 def _generator_state(value: Any, where: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,47 +16,21 @@ from . import __version__
 from .checkpoint import Checkpoint, save_checkpoint
 from .checkpoint_schema import damaged
 from .config import ModelConfig, TrainConfig
-from .data import Corpus, RandomWindows, StatefulWindows, check_split, split_ids, validation_streams
+from .data import Corpus
 from .device import autocast, resolve_device, use_bf16
-from .errors import CheckpointError, ConfigError
-from .events import EvalReport, Event, StepReport, TrainResult, TrainStart
+from .distributed import Group, device_for
+from .events import EvalReport, Event, TrainResult
 from .finetune import InitialWeights
 from .memory import check_training_fits
 from .model import CharRNN, State, detach_state, state_from_saved, state_to_cpu
+from .ranks import RankState
 from .run_dir import RunDirectory
+from .run_progress import RunProgress
 from .sampling import preview
 from .schedule import learning_rate, make_optimizer, schedule_progress
-from .validation import diverged_above, diverged_error, evaluate
-from .vocab import Vocab
-
-
-def _vocab_and_model_config(
-    corpus: Corpus,
-    model_config: ModelConfig | None,
-    resume: Checkpoint | None,
-    init_from: InitialWeights | None,
-) -> tuple[Vocab, ModelConfig]:
-    """A new run takes its vocabulary from the corpus, a fine-tuning run the grown one of its
-    source; a resumed one keeps the checkpoint's."""
-    if init_from is not None:
-        if resume is not None:
-            raise ConfigError("a run either resumes or starts from init_from weights, not both")
-        shape = model_config or ModelConfig(vocab_size=len(init_from.vocab))
-        return init_from.vocab, replace(shape, vocab_size=len(init_from.vocab))
-    if resume is None:
-        vocab = corpus.vocab
-        shape = model_config or ModelConfig(vocab_size=len(vocab))
-        return vocab, replace(shape, vocab_size=len(vocab))
-    if not resume.training_state:
-        raise CheckpointError(
-            f"{resume.path} has no training state to resume from; resume from a run's last.pt"
-        )
-    if resume.info.get("corpus_sha256") not in (None, corpus.sha256):
-        raise CheckpointError(
-            f"the corpus differs from the one {resume.path} was trained on "
-            f"({', '.join(resume.info.get('corpus', []))}); resume with the same text"
-        )
-    return resume.vocab, resume.model_config
+from .token_cache import TokenCorpus, text_corpus_tokens
+from .train_data import load_training_data, run_vocab
+from .validation import diverged_above, diverged_error, evaluate, loss_sum
 
 
 def _log_every(device: torch.device) -> int:
@@ -66,7 +39,7 @@ def _log_every(device: torch.device) -> int:
     return 1 if device.type == "cpu" else 25
 
 
-class _Run:
+class _Run(RunProgress):
     """One training run: the model, its optimizer and data, and what it has done so far.
 
     Everything that `last.pt` must hold to continue exactly lives here, so saving and restoring
@@ -75,17 +48,21 @@ class _Run:
 
     def __init__(
         self,
-        corpus: Corpus,
+        corpus: TokenCorpus,
         model_config: ModelConfig | None,
         config: TrainConfig,
         run_dir: RunDirectory,
         resume: Checkpoint | None,
         init_from: InitialWeights | None = None,
+        ranks: RankState | None = None,
     ) -> None:
         self.corpus, self.config, self.run_dir = corpus, config, run_dir
         self.out_dir, self.best_path, self.last_path = run_dir.path, run_dir.best, run_dir.last
-        self.device = device = resolve_device(config.device)
-        self.vocab, model_config = _vocab_and_model_config(corpus, model_config, resume, init_from)
+        # The ranks of a torchrun job (none: a single process): what they decide together.
+        self.ranks = ranks or RankState(None, resolve_device(config.device))
+        self.device = device = self.ranks.device
+        group = self.ranks.group
+        self.vocab, model_config = run_vocab(corpus, model_config, resume, init_from)
         self.bf16 = use_bf16(device, config.precision, model_config.hidden_size)
         # Where a fine-tuning run's weights came from, kept in every checkpoint of the run.
         self.lineage = init_from.lineage if init_from else None
@@ -95,16 +72,8 @@ class _Run:
         self.diverged_above = diverged_above(len(self.vocab))
 
         torch.manual_seed(config.seed)
-        self._load_data()
-        check_training_fits(model_config, self.windows.batch_size, config.seq_len, device)
-        self.model = CharRNN(model_config).to(device)
-        if resume is not None:
-            self.model.load_state_dict(resume.model.state_dict())
-        elif init_from is not None:
-            self.model.load_state_dict(init_from.weights)
-        self.model.train()
-        self.optimizer = make_optimizer(self.model, config, device)
-        self.step_fn = torch.compile(self.model) if config.compile else self.model
+        self._load_data(group)
+        self._build_model(model_config, resume, init_from)
 
         self.step = 0
         self.best_val_loss: float | None = None
@@ -114,9 +83,12 @@ class _Run:
         self.prior_elapsed = 0.0  # seconds trained before this session (resumed runs)
         self.start_progress = 0.0  # where the schedule stood when this session began
         self.carried: State | None = None  # hidden state carried between stateful windows
+        # Under torchrun: agreed at every sync step, like the decision to stop.
+        self.save_agreed = False
+        self.sync_every = 1 if group is None else _log_every(device)
         if resume is not None:
+            self._check_carried_state(resume.training_state.get("carried_state"), resume.path)
             self._restore(resume.training_state)
-            self._check_carried_state(resume.path)
             if "schedule_progress" not in resume.training_state:
                 # Saved by an older charrnn, whose time limit counted the whole run's time.
                 saved_config = resume.train_config or config
@@ -126,38 +98,54 @@ class _Run:
         self.session_start_step = self.step
         self.session_start = self.last_saved = time.perf_counter()
 
-    def _load_data(self) -> None:
-        """The corpus as ids on the device: training windows and whole validation streams."""
-        config, device = self.config, self.device
-        ids = torch.tensor(self.vocab.encode(self.corpus.text), dtype=torch.long)
-        train_ids, val_ids = split_ids(ids, config.val_fraction)
-        check_split(train_ids, val_ids, config.seq_len)
-        self.train_chars, self.val_chars = len(train_ids), len(val_ids)
-        train_ids, val_ids = train_ids.to(device), val_ids.to(device)
-        self.val_inputs, self.val_targets = validation_streams(
-            val_ids, max_streams=64, seq_len=config.seq_len
-        )
-        self.data_generator = torch.Generator().manual_seed(config.seed)
-        if config.windows == "stateful":
-            self.windows: RandomWindows | StatefulWindows = StatefulWindows(
-                train_ids, config.batch_size, config.seq_len
-            )
-        else:
-            self.windows = RandomWindows(
-                train_ids, config.batch_size, config.seq_len, self.data_generator
-            )
-        # The batch the windows really make: a short text holds fewer streams than asked for.
-        self.chars_per_step = self.windows.batch_size * config.seq_len
+    def _load_data(self, group: Group | None) -> None:
+        """Windows over the training text and the validation streams (train_data.py)."""
+        self.data = load_training_data(self.corpus, self.vocab, self.config, self.device, group)
+        self.windows = self.data.windows
+        self.data_generator = self.data.generator
+        self.train_chars, self.val_chars = self.data.train_chars, self.data.val_chars
+        self.chars_per_step = self.data.chars_per_step
+
+    def _build_model(
+        self,
+        model_config: ModelConfig,
+        resume: Checkpoint | None,
+        init_from: InitialWeights | None,
+    ) -> None:
+        rows = self.windows.rows.stop - self.windows.rows.start  # this process's share
+        check_training_fits(model_config, rows, self.config.seq_len, self.device)
+        self.model = CharRNN(model_config).to(self.device)
+        if resume is not None:
+            self.model.load_state_dict(resume.model.state_dict())
+        elif init_from is not None:
+            self.model.load_state_dict(init_from.weights)
+        self.model.train()
+        self.optimizer = make_optimizer(self.model, self.config, self.device)
+        self.step_fn = torch.compile(self.model) if self.config.compile else self.model
+
+    def distribute(self, saved: dict[str, Any] | None) -> None:
+        """Under torchrun, once every rank has started: check that all start at the same step,
+        wrap the model in DDP (which copies rank 0's weights to all) and give each rank its own
+        dropout stream. Collectives: every rank calls it."""
+        collective = self.ranks.collective
+        if collective is None:
+            return
+        self.ranks.check_same_step(self.step, self.last_path)
+        wrapped = collective.wrap(self.model)
+        self.step_fn = torch.compile(wrapped) if self.config.compile else wrapped
+        self.ranks.seed_own_stream(self.config.seed, self.step, saved)
 
     # --- saving and restoring ----------------------------------------------------------------
 
     def _training_state(self) -> dict[str, Any]:
+        """What last.pt holds to resume; under torchrun gathered from every rank (a collective)."""
         return {
             "optimizer": self.optimizer.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
             "rng_data": self.data_generator.get_state(),
-            "carried_state": state_to_cpu(self.carried),
+            "carried_state": self.ranks.gather_carried(state_to_cpu(self.carried)),
+            **self.ranks.rng_states(),
             "step": self.step,
             "best_val_loss": self.best_val_loss,
             "last_val_loss": self.last_val_loss,
@@ -172,7 +160,8 @@ class _Run:
         if self.device.type == "cuda" and saved.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(saved["rng_cuda"])
         self.data_generator.set_state(saved["rng_data"])
-        self.carried = state_from_saved(saved.get("carried_state"), self.device)
+        carried = self.ranks.my_rows(saved.get("carried_state"), self.windows.rows)
+        self.carried = state_from_saved(carried, self.device)
         self.step = int(saved["step"])
         self.best_val_loss = saved.get("best_val_loss")
         self.last_val_loss = saved.get("last_val_loss")
@@ -180,11 +169,11 @@ class _Run:
         self.prior_elapsed = float(saved.get("elapsed_s", 0.0))
         self.start_progress = float(saved.get("schedule_progress", 0.0))
 
-    def _check_carried_state(self, path: Path | None) -> None:
+    def _check_carried_state(self, saved: list[torch.Tensor] | None, path: Path | None) -> None:
         # The checkpoint schema checked its shape but the number of streams, which depends on the
-        # corpus: a stream for each row of the batch.
-        if self.windows.stateful and self.carried is not None:
-            streams = self.carried[0].shape[1]
+        # corpus: a stream for each row of the (whole) batch.
+        if self.windows.stateful and saved:
+            streams = saved[0].shape[1]
             if streams != self.windows.batch_size:
                 raise damaged(
                     path,
@@ -200,7 +189,7 @@ class _Run:
             "elapsed_s": self.elapsed(),
             "corpus": list(self.corpus.sources),
             "corpus_sha256": self.corpus.sha256,
-            "corpus_chars": len(self.corpus.text),
+            "corpus_chars": len(self.corpus),
             "device": str(self.device),
             "precision": self.precision,
             "num_parameters": self.model.num_parameters(),
@@ -215,18 +204,39 @@ class _Run:
         """False when a loss says the weights have diverged (NaN, inf or far above ln V)."""
         return math.isfinite(loss) and loss <= self.diverged_above
 
-    def save_due(self) -> bool:
+    def clock_says_save(self) -> bool:
         return time.perf_counter() - self.last_saved >= self.config.save_every_s
+
+    def save_due(self) -> bool:
+        """--save-every's clock; under torchrun, what the ranks agreed at the last sync."""
+        return self.save_agreed if self.ranks.collective else self.clock_says_save()
+
+    def stop_now(self, stop_requested: Callable[[], bool]) -> str | None:
+        """Why the run must stop before the next step ("interrupted", "max_time"), or None.
+        Under torchrun the ranks agree (and agree whether to save), so all stop at one step."""
+        if self.ranks.collective is None:
+            if stop_requested():
+                return "interrupted"
+            return "max_time" if self.out_of_time() else None
+        asked, late, save = self.ranks.agree(
+            [stop_requested(), self.out_of_time(), self.clock_says_save()]
+        )
+        self.save_agreed = save
+        return "interrupted" if asked else "max_time" if late else None
 
     def save_last(self) -> None:
         self.last_saved = time.perf_counter()
+        self.save_agreed = False
+        state = self._training_state()  # a collective under torchrun: every rank gathers
+        if not self.ranks.main:
+            return
         save_checkpoint(
             self.last_path,
             self.model,
             self.vocab,
             self.config,
             self._info(self.last_val_loss),
-            training_state=self._training_state(),
+            training_state=state,
         )
 
     # --- measuring ---------------------------------------------------------------------------
@@ -235,14 +245,6 @@ class _Run:
     def precision(self) -> str:
         return "bf16" if self.bf16 else "fp32"
 
-    def elapsed(self) -> float:
-        """Seconds the whole run has trained, earlier sessions of a resumed run included."""
-        return self.prior_elapsed + self.session_elapsed()
-
-    def session_elapsed(self) -> float:
-        """Seconds this session has trained: what --max-time limits."""
-        return time.perf_counter() - self.session_start
-
     def schedule_progress(self) -> float:
         return schedule_progress(
             self.config, self.step, self.session_elapsed(), self.start_progress
@@ -250,52 +252,6 @@ class _Run:
 
     def learning_rate(self) -> float:
         return learning_rate(self.config, self.step, self.session_elapsed(), self.start_progress)
-
-    def out_of_time(self) -> bool:
-        return self.config.max_time is not None and self.session_elapsed() >= self.config.max_time
-
-    def chars_per_second(self) -> float:
-        """Training speed over this session (a resumed run's earlier sessions do not count)."""
-        session_chars = (self.step - self.session_start_step) * self.chars_per_step
-        return session_chars / max(self.session_elapsed(), 1e-9)
-
-    def start_event(self) -> TrainStart:
-        return TrainStart(
-            device=str(self.device),
-            precision=self.precision,
-            num_parameters=self.model.num_parameters(),
-            train_chars=self.train_chars,
-            val_chars=self.val_chars,
-            vocab_size=len(self.vocab),
-            start_step=self.step,
-            max_steps=self.config.max_steps,
-            out_dir=self.out_dir,
-        )
-
-    def step_report(self, lr: float) -> StepReport:
-        now, speed = self.elapsed(), self.chars_per_second()
-        remaining = self.config.max_steps - self.step
-        eta = remaining * self.chars_per_step / speed if speed > 0 else None
-        limit, fraction_done = "max_steps", self.step / self.config.max_steps
-        if self.config.max_time is not None:
-            session = self.session_elapsed()
-            time_left = max(0.0, self.config.max_time - session)
-            if eta is None or time_left < eta:
-                eta, limit = time_left, "max_time"
-                fraction_done = min(1.0, session / self.config.max_time)
-        return StepReport(
-            self.step,
-            self.config.max_steps,
-            self.last_train_loss,
-            lr,
-            speed,
-            now,
-            eta,
-            self.last_val_loss,
-            self.best_val_loss,
-            limit,
-            fraction_done,
-        )
 
     # --- training ----------------------------------------------------------------------------
 
@@ -320,20 +276,21 @@ class _Run:
         self.step += 1
         return loss.detach()
 
-    def record_train_loss(self, mean_loss: float) -> None:
+    def record_train_loss(self, loss_sum: torch.Tensor, count: int) -> None:
+        """The mean training loss since the last report (over every rank), checked."""
+        mean_loss = self.ranks.mean(float(loss_sum), count)
         if not self.healthy(mean_loss):
             raise diverged_error("training", mean_loss, self.step, self.last_path)
         self.last_train_loss = mean_loss
 
     def evaluate(self, lr: float) -> EvalReport:
         """Evaluate, save best.pt if improved and last.pt always, log a metrics line."""
-        val_loss = evaluate(
-            self.model,
-            self.val_inputs,
-            self.val_targets,
-            max(self.config.seq_len, 256),
-            self.bf16,
-        )
+        streams = (self.data.val_inputs, self.data.val_targets)
+        chunk = max(self.config.seq_len, 256)
+        if self.ranks.collective is None:
+            val_loss = evaluate(self.model, *streams, chunk, self.bf16)
+        else:  # each rank validates some of the streams
+            val_loss = self.ranks.mean(*loss_sum(self.model, *streams, chunk, self.bf16))
         if not self.healthy(val_loss):
             # The weights are already broken: stop before they reach best.pt or overwrite the
             # last good last.pt.
@@ -342,9 +299,10 @@ class _Run:
         improved = self.best_val_loss is None or val_loss < self.best_val_loss
         if improved:
             self.best_val_loss, self.evals_since_best = val_loss, 0
-            save_checkpoint(
-                self.best_path, self.model, self.vocab, self.config, self._info(val_loss)
-            )
+            if self.ranks.main:
+                save_checkpoint(
+                    self.best_path, self.model, self.vocab, self.config, self._info(val_loss)
+                )
         else:
             self.evals_since_best += 1
         self.last_eval_step = self.step
@@ -359,7 +317,8 @@ class _Run:
         }
         # The metrics line goes before last.pt: a kill between the two then resumes from an
         # earlier last.pt, which drops this line and logs it again. The other order lost it.
-        self.run_dir.log_metrics(metrics)
+        if self.ranks.main:
+            self.run_dir.log_metrics(metrics)
         self.save_last()
         assert self.best_val_loss is not None
         return EvalReport(
@@ -367,27 +326,15 @@ class _Run:
         )
 
     def preview(self) -> str:
-        if not self.config.sample_chars:
+        if not self.config.sample_chars or not self.ranks.main:
             return ""
         return preview(
             self.model, self.vocab, self.config.sample_chars, seed=self.config.seed + self.step
         )
 
-    def result(self, stop_reason: str) -> TrainResult:
-        return TrainResult(
-            stop_reason=stop_reason,
-            step=self.step,
-            best_val_loss=self.best_val_loss,
-            elapsed_s=self.elapsed(),
-            chars_per_second=self.chars_per_second(),
-            out_dir=self.out_dir,
-            best_path=self.best_path if self.best_path.exists() else None,
-            last_path=self.last_path if self.last_path.exists() else None,
-        )
-
 
 def train(
-    corpus: Corpus,
+    corpus: Corpus | TokenCorpus,
     model_config: ModelConfig | None,
     config: TrainConfig,
     out_dir: Path | str,
@@ -397,25 +344,40 @@ def train(
     on_event: Callable[[Event], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     overwrite: bool = False,
+    group: Group | None = None,
 ) -> TrainResult:
     """Train a CharRNN on `corpus`, writing best.pt, last.pt and metrics.jsonl into `out_dir`.
 
-    model_config: the network's shape (its vocab_size is set from the corpus); ignored when
-    resuming. init_from: a new run's starting weights and grown vocabulary (finetune.py;
-    model_config must then be the source's shape). should_stop: polled between steps; when it returns True, last.pt is saved and
-    the run ends with stop_reason "interrupted".
+    corpus: a text read whole (read_corpus) or encoded (token_cache.open_corpus). model_config:
+    the network's shape (its vocab_size is set from the corpus); ignored when resuming.
+    init_from: a new run's starting weights and grown vocabulary (finetune.py; model_config
+    must then be the source's shape). should_stop: polled between steps; when it returns True,
+    last.pt is saved and the run ends with stop_reason "interrupted". group: this process's
+    place in a torchrun job (distributed.from_environment()); only rank 0 writes and reports.
     """
-    emit = on_event or (lambda event: None)
+    tokens = corpus if isinstance(corpus, TokenCorpus) else text_corpus_tokens(corpus)
+    ranks = RankState(group, device_for(resolve_device(config.device), group))
+    emit = on_event if on_event is not None and ranks.main else (lambda event: None)
     run_dir = RunDirectory(out_dir)
     resume_from = resume.path if resume else None
-    run_dir.check(resume_from, overwrite)  # refused before the corpus is read
-    # Checks the data; writes nothing.
-    run = _Run(corpus, model_config, config, run_dir, resume, init_from)
-    with run_dir:
-        run_dir.claim(resume_from, overwrite)
-        if resume is not None:
-            run_dir.continue_metrics(resume.path, run.step)
-        return _train_loop(run, emit, should_stop or (lambda: False))
+
+    def start() -> _Run:
+        if ranks.main:
+            run_dir.check(resume_from, overwrite)  # refused before the corpus is read
+        # Checks the data; writes nothing.
+        run = _Run(tokens, model_config, config, run_dir, resume, init_from, ranks)
+        if ranks.main:
+            run_dir.claim(resume_from, overwrite)
+            if resume is not None:
+                run_dir.continue_metrics(resume.path, run.step)
+        return run
+
+    with ranks.joined(), run_dir:
+        run = ranks.started(start)
+        run.distribute(resume.training_state if resume else None)
+        result = _train_loop(run, emit, should_stop or (lambda: False))
+        run.step_fn = run.model  # DDP's hold on the process group goes before the group does
+        return result
 
 
 def _train_loop(
@@ -430,12 +392,11 @@ def _train_loop(
     loss_count = 0
     stop_reason = "max_steps"
     while run.step < config.max_steps:
-        if stop_requested():
-            stop_reason = "interrupted"
-            break
-        if run.out_of_time():
-            stop_reason = "max_time"
-            break
+        if run.step % run.sync_every == 0:
+            stopping = run.stop_now(stop_requested)
+            if stopping is not None:
+                stop_reason = stopping
+                break
         lr = run.set_learning_rate()
         loss_sum += run.train_step()
         loss_count += 1
@@ -444,7 +405,7 @@ def _train_loop(
         save_now = not evaluate_now and run.save_due()  # evaluations save last.pt anyway
         if run.step % log_every == 0 or evaluate_now or save_now:
             # Read first: a non-finite loss must stop the run before it reaches last.pt.
-            run.record_train_loss(float(loss_sum) / loss_count)
+            run.record_train_loss(loss_sum, loss_count)
             loss_sum.zero_()
             loss_count = 0
             if save_now:
@@ -459,7 +420,7 @@ def _train_loop(
     if loss_count:
         # Steps not yet reported (a GPU reads the loss every few steps): the last report must
         # show where the run really ended.
-        run.record_train_loss(float(loss_sum) / loss_count)
+        run.record_train_loss(loss_sum, loss_count)
         emit(run.step_report(lr))
     run.stop_reason = stop_reason
     if stop_reason == "interrupted":

@@ -25,11 +25,22 @@ def diverged_above(vocab_size: int) -> float:
     return max(DIVERGED_FACTOR * math.log(vocab_size), 5.0)
 
 
-@torch.no_grad()
 def evaluate(
     model: CharRNN, inputs: torch.Tensor, targets: torch.Tensor, chunk: int, bf16: bool
 ) -> float:
     """Mean loss (nats per character) over the whole validation streams, state carried."""
+    total, count = loss_sum(model, inputs, targets, chunk, bf16)
+    return total / count
+
+
+@torch.no_grad()
+def loss_sum(
+    model: CharRNN, inputs: torch.Tensor, targets: torch.Tensor, chunk: int, bf16: bool
+) -> tuple[float, int]:
+    """The summed loss (nats) over validation streams (S, L), and how many characters it
+    covers: what ranks that each validate some of the streams add up (none: (0.0, 0))."""
+    if inputs.numel() == 0:
+        return 0.0, 0
     was_training = model.training
     model.eval()
     total = torch.zeros((), device=inputs.device, dtype=torch.float64)
@@ -40,7 +51,7 @@ def evaluate(
             logits, state = model(x, state)
         total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum")
     model.train(was_training)
-    return float(total) / targets.numel()
+    return float(total), targets.numel()
 
 
 def diverged_error(what: str, value: float, step: int, last_path: Path) -> TrainingDiverged:

@@ -33,10 +33,13 @@ MIXED_FILES = {
     "tests/test_cli_corpus.py",
     "tests/test_serve.py",
     "tests/test_serve_live.py",
+    "tests/test_encode.py",
+    "tests/test_distributed.py",
     *LOOK_FILES,
 }
 BAD_INPUT_WORDS = ("error", "refus", "damaged", "bad", "nonsense", "one line", "usage", "unsafe",
-                   "invalid", "never", "missing", "not a", "diverg", "non finite", "fail", "503", "leav")  # fmt: skip
+                   "invalid", "never", "missing", "not a", "diverg", "non finite", "fail", "503",
+                   "leav", "killed", "nan or")  # fmt: skip
 # The files that attack the tool, in the order the table lists them.
 FAULT_FILES = [
     "tests/test_faults.py",
@@ -52,6 +55,8 @@ FAULT_FILES = [
     "tests/test_serve.py",
     "tests/test_serve_live.py",
     "tests/test_serve_process.py",
+    "tests/test_encode.py",
+    "tests/test_distributed.py",
     *LOOK_FILES,
 ]
 HEADER = """# What the tests attack

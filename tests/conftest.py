@@ -143,6 +143,19 @@ def lstm_checkpoint(tmp_path: Path) -> Path:
     return make_checkpoint(tmp_path / "lstm.pt", cell="lstm")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def token_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Token files (and the processes tests start) use a temporary cache, never ~/.cache."""
+    path = tmp_path_factory.mktemp("token-cache")
+    previous = os.environ.get("CHARRNN_CACHE_DIR")
+    os.environ["CHARRNN_CACHE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("CHARRNN_CACHE_DIR", None)
+    else:
+        os.environ["CHARRNN_CACHE_DIR"] = previous
+
+
 @pytest.fixture(autouse=True)
 def one_cpu_thread():
     """Tiny models run fastest on one thread; more threads thrash on a busy 2-core machine."""

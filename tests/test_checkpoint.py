@@ -383,6 +383,18 @@ DAMAGE = {
         _set("training", "rng_cuda", torch.zeros(5, dtype=torch.uint8)),
         "training.rng_cuda has shape (5,), expected (16,)",
     ),
+    "rng_ranks a dict": (
+        _set("training", "rng_ranks", {}),
+        "training.rng_ranks is a dict, expected a list",
+    ),
+    "rng_ranks without cpu": (
+        _set("training", "rng_ranks", [{"cuda": None}]),
+        "no training.rng_ranks[0].cpu",
+    ),
+    "rng_ranks noise": (
+        _set("training", "rng_ranks", [{"cpu": torch.full((5056,), 255, dtype=torch.uint8)}]),
+        "training.rng_ranks[0].cpu is not a random generator state",
+    ),
     "carried three": (
         _set("training", "carried_state", [torch.zeros(2, 4, 16)] * 3),
         "training.carried_state is a list, expected 2 tensor(s) for lstm",

@@ -1,25 +1,25 @@
-"""Reading corpora, the train/validation split, and the training windows."""
+"""Reading corpora, the train/validation split (data.py), and the training windows (batches.py)."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import write
 
+from charrnn import batches
+from charrnn.batches import RandomWindows, StatefulWindows, validation_ids, validation_streams
 from charrnn.data import (
     STDIN_SOURCE,
-    RandomWindows,
-    StatefulWindows,
     check_split,
     decode_text,
     read_corpus,
     split_ids,
     stored_corpus_paths,
     val_fraction_range,
-    validation_streams,
 )
 from charrnn.errors import DataError
 
@@ -443,3 +443,46 @@ def test_validation_streams_cover_the_validation_text_in_order(length, max_strea
     assert torch.equal(inputs.flatten(), ids[:usable])
     assert torch.equal(targets.flatten(), ids[1 : usable + 1])
     assert length - 1 - usable < streams
+
+
+# --- memory maps, lookup tables, ranks and the validation cap ----------------------------------
+
+
+@pytest.mark.parametrize("kind", ["stateful", "random"])
+def test_windows_read_stored_ids_through_the_lookup_and_ranks_split_the_rows(kind):
+    stored = (np.arange(1001) % 7).astype(np.uint8)  # as a token file holds them
+    lookup = np.array([60, 50, 40, 30, 20, 10, 0])  # stored id -> the model's id
+
+    def windows(rows=None):
+        if kind == "stateful":
+            return StatefulWindows(stored, 4, 10, lookup, rows)
+        return RandomWindows(stored, 4, 10, torch.Generator().manual_seed(3), lookup, rows)
+
+    whole, halves = windows(), [windows(slice(0, 2)), windows(slice(2, 4))]
+    plain = (
+        StatefulWindows(torch.from_numpy(stored.astype(np.int64)), 4, 10)
+        if kind == "stateful"
+        else RandomWindows(
+            torch.from_numpy(stored.astype(np.int64)), 4, 10, torch.Generator().manual_seed(3)
+        )
+    )
+    for step in range(30):
+        inputs, targets, reset = whole.batch(step)
+        raw_inputs, raw_targets, raw_reset = plain.batch(step)
+        assert inputs.dtype == torch.int64 and reset == raw_reset
+        assert torch.equal(inputs, torch.from_numpy(lookup)[raw_inputs])
+        assert torch.equal(targets, torch.from_numpy(lookup)[raw_targets])
+        # Two ranks' rows, one after the other, are the whole batch.
+        parts = [half.batch(step) for half in halves]
+        assert torch.equal(torch.cat([part[0] for part in parts]), inputs)
+        assert torch.equal(torch.cat([part[1] for part in parts]), targets)
+
+
+def test_validation_reads_the_first_val_max_chars_of_the_held_out_tail(monkeypatch):
+    monkeypatch.setattr(batches, "VAL_MAX_CHARS", 10)
+    tail = np.arange(100, 200, dtype=np.uint16)
+
+    validated = validation_ids(tail, lookup=None)
+
+    assert torch.equal(validated, torch.arange(100, 110))
+    assert validation_ids(tail[:5], lookup=None).tolist() == [100, 101, 102, 103, 104]

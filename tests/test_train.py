@@ -20,6 +20,7 @@ from charrnn.training import learning_rate, train
 
 # The module, for monkeypatching (charrnn.train is the function).
 train_module = importlib.import_module("charrnn.training")
+run_progress = importlib.import_module("charrnn.run_progress")
 
 METRIC_KEYS = {"step", "elapsed_s", "train_loss", "val_loss", "chars_per_s", "lr"}
 
@@ -490,7 +491,7 @@ def test_learning_rate_on_resume_continues_from_where_the_schedule_stood():
 
 
 class FakeClock:
-    """Stands in for `time` in the training module: one second passes per reported step."""
+    """Stands in for `time` in the training modules: one second passes per reported step."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -508,6 +509,7 @@ def test_max_time_is_the_budget_of_each_invocation_and_the_schedule_carries_on(
 ):
     clock = FakeClock()
     monkeypatch.setattr(train_module, "time", clock)
+    monkeypatch.setattr(run_progress, "time", clock)  # the run's clock
     config = fast(
         max_steps=1_000_000, eval_every=1_000_000, warmup_steps=0, max_time=10.0, min_lr_ratio=0.0
     )

@@ -17,6 +17,7 @@ from charrnn.events import EvalReport, StepReport, TrainResult, TrainStart
 from charrnn.training import train
 
 train_module = importlib.import_module("charrnn.training")
+run_progress = importlib.import_module("charrnn.run_progress")
 CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 START = TrainStart("cpu", "fp32", 1234, 900, 100, 30, 0, 100_000, Path("runs/x"))
 
@@ -158,7 +159,7 @@ def fast(**options) -> TrainConfig:
 
 
 class FakeClock:
-    """Stands in for `time` in the training module."""
+    """Stands in for `time` in the training modules."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -170,6 +171,7 @@ class FakeClock:
 def test_with_max_time_the_reports_track_the_time_share(tmp_path, corpus, monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(train_module, "time", clock)
+    monkeypatch.setattr(run_progress, "time", clock)  # the run's clock
     events = []
 
     def one_second_per_step() -> bool:  # polled once before each step
