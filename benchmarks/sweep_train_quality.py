@@ -37,8 +37,8 @@ VARIANT_SETS: dict[str, list[str]] = {
         "lstm 2x384 seq 128=--model lstm --hidden 384 --seq-len 128",
         "lstm 2x384 lr 1e-2=--model lstm --hidden 384 --lr 1e-2",
         "lstm 2x384 lr 2.5e-3=--model lstm --hidden 384 --lr 2.5e-3",
+        "lstm 2x256 batch 128 lr 1e-2=--model lstm --batch-size 128 --lr 1e-2",
         "lstm 2x384 dropout 0.1=--model lstm --hidden 384 --dropout 0.1",
-        "lstm 2x384 random windows=--model lstm --hidden 384 --windows random",
     ],
 }
 
