@@ -40,6 +40,18 @@ VARIANT_SETS: dict[str, list[str]] = {
         "lstm 2x256 batch 128 lr 1e-2=--model lstm --batch-size 128 --lr 1e-2",
         "lstm 2x384 dropout 0.1=--model lstm --hidden 384 --dropout 0.1",
     ],
+    # The GRU, the first set's winner, around the defaults.
+    "cpu-bf16-gru": [
+        "gru 2x256 lr 1e-2=--lr 1e-2",
+        "gru 2x256 lr 2.5e-3=--lr 2.5e-3",
+        "gru 2x256 batch 128 lr 1e-2=--batch-size 128 --lr 1e-2",
+        "gru 2x256 batch 32=--batch-size 32",
+        "gru 2x256 seq 128=--seq-len 128",
+        "gru 2x320=--hidden 320",
+        "gru 3x256=--layers 3",
+        "gru 2x256 dropout 0.1=--dropout 0.1",
+        "gru 2x256 warmup 20=--warmup 20",
+    ],
 }
 
 
@@ -114,12 +126,26 @@ def main() -> None:
     chosen = variants(args)
     corpus = quality.find_corpus(args.corpus)
     device_info = common.describe_device(quality.resolve_device("auto"))
-    results = []
+    results: list[dict[str, Any]] = []
+
+    def save() -> Path:  # after every variant, so a stopped sweep keeps what it measured
+        document = {
+            "options": {"max_time": args.max_time, "runs": args.runs, "corpus": str(corpus)},
+            "variants": results,
+        }
+        if args.out:
+            return common.write_results_to(args.out, "sweep_train_quality", device_info, document)
+        return common.write_results("sweep_train_quality", device_info, document)
+
     for name, options in chosen:
         common.log(f"{name}: {' '.join(options) or '(defaults)'}")
         result = run_variant(corpus, name, options, args.max_time, args.runs)
         results.append(result)
-        common.log(f"{name}: best val loss {result['best_val_loss'].median:.4f}")
+        save()
+        common.log(
+            f"{name}: best val loss {result['best_val_loss'].median:.4f}, "
+            f"{result['chars_per_second'].median:,.0f} chars/s, {result['steps'].median:,.0f} steps"
+        )
     loss = lambda v: f"{v:.4f}"  # noqa: E731
     common.print_table(
         ["variant", "model", "precision", "parameters", "best val loss", "chars/s", "steps"],
@@ -136,14 +162,7 @@ def main() -> None:
             for r in results
         ],
     )
-    document = {
-        "options": {"max_time": args.max_time, "runs": args.runs, "corpus": str(corpus)},
-        "variants": results,
-    }
-    if args.out:
-        path = common.write_results_to(args.out, "sweep_train_quality", device_info, document)
-    else:
-        path = common.write_results("sweep_train_quality", device_info, document)
+    path = save()
     common.log(f"wrote {path}")
 
 
