@@ -51,6 +51,8 @@ VARIANT_SETS: dict[str, list[str]] = {
         "gru 3x256=--layers 3",
         "gru 2x256 dropout 0.1=--dropout 0.1",
         "gru 2x256 warmup 20=--warmup 20",
+        "lstm 2x256 lr 1e-2=--model lstm --lr 1e-2",
+        "lstm 2x384 lr 2e-2=--model lstm --hidden 384 --lr 2e-2",
     ],
 }
 
