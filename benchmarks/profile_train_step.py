@@ -57,7 +57,7 @@ def main() -> None:
         cpu_threads=torch.get_num_threads(),
     )  # fmt: skip
     model_config = type(model_config)(**{**model_config.__dict__, "vocab_size": VOCAB})
-    bf16 = use_bf16(device, config.precision, model_config.hidden_size)
+    bf16 = use_bf16(device, config.precision, model_config)
     model = CharRNN(model_config).to(device).train()
     optimizer = make_optimizer(model, config, device)
     generator = torch.Generator().manual_seed(0)

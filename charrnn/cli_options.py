@@ -244,7 +244,8 @@ TrainPrecision = Annotated[
         TrainConfig,
         "precision",
         "auto: bf16 autocast on CUDA, and on a CPU with bf16 matrix units (AVX512-BF16, AMX) "
-        f"for layers of {CPU_BF16_MIN_HIDDEN} or more; fp32 elsewhere. bf16 keeps fp32 weights.",
+        f"for LSTM layers of {CPU_BF16_MIN_HIDDEN['lstm']} or more, GRU and RNN of "
+        f"{CPU_BF16_MIN_HIDDEN['gru']} or more; fp32 elsewhere. bf16 keeps fp32 weights.",
     ),
 ]
 Compile = Annotated[

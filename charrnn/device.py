@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from .config import CPU_BF16_MIN_HIDDEN
+from .config import CPU_BF16_MIN_HIDDEN, ModelConfig
 from .errors import DeviceError
 
 
@@ -74,10 +74,10 @@ def cpu_has_bf16() -> bool:
     return False
 
 
-def use_bf16(device: torch.device, precision: str, hidden_size: int | None = None) -> bool:
+def use_bf16(device: torch.device, precision: str, model: ModelConfig | None = None) -> bool:
     """Whether to run in bf16 autocast: 'bf16' asks for it (CUDA, or a CPU with bf16 matrix
-    units), 'auto' takes it on CUDA, and on such a CPU for a layer of CPU_BF16_MIN_HIDDEN or
-    more (`hidden_size`; None: no size rule), where it was measured faster."""
+    units), 'auto' takes it on CUDA, and on such a CPU for a model whose layers are at least
+    CPU_BF16_MIN_HIDDEN[cell] wide (None: no size rule), where it was measured faster."""
     if precision == "bf16":
         if device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16()):
             return True
@@ -91,7 +91,7 @@ def use_bf16(device: torch.device, precision: str, hidden_size: int | None = Non
         return False
     if device.type == "cuda":
         return True
-    big_enough = hidden_size is None or hidden_size >= CPU_BF16_MIN_HIDDEN
+    big_enough = model is None or model.hidden_size >= CPU_BF16_MIN_HIDDEN[model.cell]
     return device.type == "cpu" and big_enough and cpu_has_bf16()
 
 

@@ -63,7 +63,7 @@ class _Run(RunProgress):
         self.device = device = self.ranks.device
         group = self.ranks.group
         self.vocab, model_config = run_vocab(corpus, model_config, resume, init_from)
-        self.bf16 = use_bf16(device, config.precision, model_config.hidden_size)
+        self.bf16 = use_bf16(device, config.precision, model_config)
         # Where a fine-tuning run's weights came from, kept in every checkpoint of the run.
         self.lineage = init_from.lineage if init_from else None
         if resume is not None:
