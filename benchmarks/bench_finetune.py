@@ -145,7 +145,8 @@ def untrained_loss(corpus_path: Path, threads: int | None) -> float:
     assert plan.init_from is not None
     model = CharRNN(plan.model_config)
     model.load_state_dict(plan.init_from.weights)
-    ids = torch.tensor(plan.init_from.vocab.encode(plan.corpus.text), dtype=torch.long)
+    text = corpus_path.read_text(encoding="utf-8")
+    ids = torch.tensor(plan.init_from.vocab.encode(text), dtype=torch.long)
     _, val_ids = split_ids(ids, VAL_FRACTION)
     seq_len = plan.train_config.seq_len
     inputs, targets = validation_streams(val_ids, max_streams=64, seq_len=seq_len)
