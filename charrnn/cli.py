@@ -384,6 +384,9 @@ def main() -> None:
     hold_closed_standard_fds()
     try:
         app()
+    except KeyboardInterrupt:
+        # Ctrl-C before a command took charge of it (while Typer builds the commands): quiet.
+        sys.exit(130)
     except BrokenPipeError:
         # A reader such as `head` closed the pipe: not an error for us.
         silence_stdout()

@@ -26,6 +26,11 @@ class HeldInterrupt:
     command runs on as if it never came. So inside an import the signal is only noted, and a
     watcher thread sends it again once the main thread has left every import; elsewhere it
     raises KeyboardInterrupt at once, as Python's own handler does.
+
+    A KeyboardInterrupt can also be dropped by the interpreter itself: raised while it runs a
+    finalizer or a type's hook, it is "unraisable" (printed as "Exception ignored in ...", with
+    a traceback, and lost). `unraisable_hook` catches that case: it prints nothing and sends
+    the signal again, like an interrupt held in an import.
     """
 
     def __init__(self) -> None:
@@ -34,6 +39,15 @@ class HeldInterrupt:
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if not _inside_an_import(frame):
             raise KeyboardInterrupt
+        self._send_again_soon()
+
+    def unraisable_hook(self, unraisable: sys.UnraisableHookArgs) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            self._send_again_soon()
+            return
+        sys.__unraisablehook__(unraisable)
+
+    def _send_again_soon(self) -> None:
         if self.watcher is None or not self.watcher.is_alive():
             self.watcher = threading.Thread(target=self._send_again, daemon=True)
             self.watcher.start()
@@ -50,7 +64,9 @@ class HeldInterrupt:
 
 def main() -> None:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, HeldInterrupt())
+        held = HeldInterrupt()
+        signal.signal(signal.SIGINT, held)
+        sys.unraisablehook = held.unraisable_hook
     try:
         from .cli import main as run_cli
     except KeyboardInterrupt:

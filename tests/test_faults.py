@@ -252,3 +252,54 @@ def test_a_ctrl_c_inside_an_import_that_swallows_it_is_not_lost(tmp_path, handle
 
     # Python's own handler shows the fault: the KeyboardInterrupt dies inside the import.
     assert done.stdout.strip() == ("interrupted" if handler == "held" else "lost"), done.stderr
+
+
+DROPPED_BY_A_FINALIZER = """
+import os, signal, sys, time
+from charrnn.entry import HeldInterrupt
+if sys.argv[1] == "held":
+    held = HeldInterrupt()
+    signal.signal(signal.SIGINT, held)
+    sys.unraisablehook = held.unraisable_hook
+class Finalized:
+    def __del__(self):  # the handler runs in here: its KeyboardInterrupt cannot propagate
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+try:
+    Finalized()
+    time.sleep(1.5)  # the signal sent again comes within milliseconds
+    print("lost")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize("handler", ["held", "python's own"])
+def test_a_ctrl_c_the_interpreter_drops_in_a_finalizer_is_sent_again_quietly(handler):
+    # Seen for real: Ctrl-C 0.5 s into `charrnn train` printed "Exception ignored in: 'Path'"
+    # with a traceback, and training ran on.
+    done = subprocess.run(
+        [sys.executable, "-c", DROPPED_BY_A_FINALIZER, handler.split()[0]],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    if handler == "held":
+        assert done.stdout.strip() == "interrupted", done.stderr
+        assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    else:  # Python's own handler shows the fault
+        assert done.stdout.strip() == "lost", done.stderr
+        assert "Exception ignored" in done.stderr
+
+
+def test_a_ctrl_c_before_a_command_takes_charge_exits_130_without_a_traceback(monkeypatch):
+    # Seen for real: Ctrl-C 0.2 s into `charrnn train`, while Typer was still building the
+    # commands, ended in a KeyboardInterrupt traceback (exit -2).
+    from charrnn import cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "app", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 130
