@@ -175,15 +175,8 @@ def train(
     options = locals()  # parameters named after config fields go to that config
     from .plan import plan_run
 
-    plan = plan_run(
-        corpus,
-        given(options, ModelConfig),
-        given(options, TrainConfig),
-        out=out,
-        resume=resume,
-        threads=threads,
-        init_from=init_from,
-    )
+    model_options, train_options = given(options, ModelConfig), given(options, TrainConfig)
+    plan = plan_run(corpus, model_options, train_options, out, resume, threads, init_from)
     main = plan.group is None or plan.group.main  # under torchrun, rank 0 alone reports
     for note in plan.notes if main else []:
         info(note)

@@ -88,13 +88,9 @@ def plan_run(
 
     checkpoint = source = None
     if resume is not None:
-        checkpoint = load_checkpoint(resolve_checkpoint_path(resume, "last.pt"))
-        config = resume_config(
-            checkpoint.train_config, checkpoint.model_config, model_options, train_options
+        checkpoint, model_config, config, sources, out_dir = _resumed(
+            resume, corpus, out, model_options, train_options
         )
-        model_config = checkpoint.model_config
-        sources = corpus or stored_corpus_paths(checkpoint.info.get("corpus", []), checkpoint.path)
-        out_dir = Path(out) if out else checkpoint.path.parent
     else:
         if init_from is not None:
             source = load_source(init_from, on_note=notes.append)
@@ -124,6 +120,24 @@ def plan_run(
     out_dir = out_dir or Path("runs") / text.name
     notes += validation_note(len(text), config.val_fraction)
     return RunPlan(text, model_config, config, out_dir, checkpoint, choice, notes, initial, group)
+
+
+def _resumed(
+    resume: Path | str,
+    corpus: list[Path | str] | None,
+    out: Path | str | None,
+    model_options: dict[str, Any],
+    train_options: dict[str, Any],
+) -> tuple[Checkpoint, ModelConfig, TrainConfig, list[Path | str], Path]:
+    """A resumed run's checkpoint, configs (the options it may change applied), corpus (the
+    checkpoint's own unless given) and run directory (the checkpoint's unless given)."""
+    checkpoint = load_checkpoint(resolve_checkpoint_path(resume, "last.pt"))
+    config = resume_config(
+        checkpoint.train_config, checkpoint.model_config, model_options, train_options
+    )
+    sources = corpus or stored_corpus_paths(checkpoint.info.get("corpus", []), checkpoint.path)
+    out_dir = Path(out) if out else checkpoint.path.parent
+    return checkpoint, checkpoint.model_config, config, sources, out_dir
 
 
 def _auto_resume(

@@ -5,16 +5,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from . import __version__
 from .checkpoint import Checkpoint, save_checkpoint
-from .checkpoint_schema import damaged
 from .config import ModelConfig, TrainConfig
 from .data import Corpus
 from .device import autocast, resolve_device, use_bf16
@@ -22,10 +19,11 @@ from .distributed import Group, device_for
 from .events import EvalReport, Event, TrainResult
 from .finetune import InitialWeights
 from .memory import check_training_fits
-from .model import CharRNN, State, detach_state, state_from_saved, state_to_cpu
+from .model import CharRNN, State, detach_state
 from .ranks import RankState
 from .run_dir import RunDirectory
 from .run_progress import RunProgress
+from .run_state import RunState
 from .sampling import preview
 from .schedule import learning_rate, make_optimizer, schedule_progress
 from .token_cache import TokenCorpus, text_corpus_tokens
@@ -39,11 +37,11 @@ def _log_every(device: torch.device) -> int:
     return 1 if device.type == "cpu" else 25
 
 
-class _Run(RunProgress):
+class _Run(RunProgress, RunState):
     """One training run: the model, its optimizer and data, and what it has done so far.
 
-    Everything that `last.pt` must hold to continue exactly lives here, so saving and restoring
-    are the two halves of one list (`_training_state` and `_restore`).
+    What `last.pt` holds to continue exactly, and its saving and restoring, is `RunState`
+    (run_state.py); the clock and the reports are `RunProgress` (run_progress.py).
     """
 
     def __init__(
@@ -135,71 +133,6 @@ class _Run(RunProgress):
         self.step_fn = torch.compile(wrapped) if self.config.compile else wrapped
         self.ranks.seed_own_stream(self.config.seed, self.step, saved)
 
-    # --- saving and restoring ----------------------------------------------------------------
-
-    def _training_state(self) -> dict[str, Any]:
-        """What last.pt holds to resume; under torchrun gathered from every rank (a collective)."""
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
-            "rng_data": self.data_generator.get_state(),
-            "carried_state": self.ranks.gather_carried(state_to_cpu(self.carried)),
-            **self.ranks.rng_states(),
-            "step": self.step,
-            "best_val_loss": self.best_val_loss,
-            "last_val_loss": self.last_val_loss,
-            "evals_since_best": self.evals_since_best,
-            "elapsed_s": self.elapsed(),
-            "schedule_progress": self.schedule_progress(),
-        }
-
-    def _restore(self, saved: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng_cpu"])
-        if self.device.type == "cuda" and saved.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(saved["rng_cuda"])
-        self.data_generator.set_state(saved["rng_data"])
-        carried = self.ranks.my_rows(saved.get("carried_state"), self.windows.rows)
-        self.carried = state_from_saved(carried, self.device)
-        self.step = int(saved["step"])
-        self.best_val_loss = saved.get("best_val_loss")
-        self.last_val_loss = saved.get("last_val_loss")
-        self.evals_since_best = int(saved.get("evals_since_best", 0))
-        self.prior_elapsed = float(saved.get("elapsed_s", 0.0))
-        self.start_progress = float(saved.get("schedule_progress", 0.0))
-
-    def _check_carried_state(self, saved: list[torch.Tensor] | None, path: Path | None) -> None:
-        # The checkpoint schema checked its shape but the number of streams, which depends on the
-        # corpus: a stream for each row of the (whole) batch.
-        if self.windows.stateful and saved:
-            streams = saved[0].shape[1]
-            if streams != self.windows.batch_size:
-                raise damaged(
-                    path,
-                    f"training.carried_state holds {streams} streams, "
-                    f"the corpus makes {self.windows.batch_size}",
-                )
-
-    def _info(self, val_loss: float | None) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "val_loss": val_loss,
-            "best_val_loss": self.best_val_loss,
-            "elapsed_s": self.elapsed(),
-            "corpus": list(self.corpus.sources),
-            "corpus_sha256": self.corpus.sha256,
-            "corpus_chars": len(self.corpus),
-            "device": str(self.device),
-            "precision": self.precision,
-            "num_parameters": self.model.num_parameters(),
-            "charrnn_version": __version__,
-            "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **({"init_from": self.lineage} if self.lineage else {}),
-            # Why the run ended, in the last.pt saved as it ends (`charrnn runs` reads it).
-            **({"stop_reason": self.stop_reason} if self.stop_reason else {}),
-        }
-
     def healthy(self, loss: float) -> bool:
         """False when a loss says the weights have diverged (NaN, inf or far above ln V)."""
         return math.isfinite(loss) and loss <= self.diverged_above
@@ -223,21 +156,6 @@ class _Run(RunProgress):
         )
         self.save_agreed = save
         return "interrupted" if asked else "max_time" if late else None
-
-    def save_last(self) -> None:
-        self.last_saved = time.perf_counter()
-        self.save_agreed = False
-        state = self._training_state()  # a collective under torchrun: every rank gathers
-        if not self.ranks.main:
-            return
-        save_checkpoint(
-            self.last_path,
-            self.model,
-            self.vocab,
-            self.config,
-            self._info(self.last_val_loss),
-            training_state=state,
-        )
 
     # --- measuring ---------------------------------------------------------------------------
 

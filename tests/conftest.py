@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
     if not (os.environ.get("CI") or os.environ.get("CHARRNN_SLOW_TESTS")):
         skips["slow"] = pytest.mark.skip(
-            reason="a slow fault test (minutes): set CHARRNN_SLOW_TESTS=1 (CI does)"
+            reason="slow (a second or more): set CHARRNN_SLOW_TESTS=1 (CI does)"
         )
     for item in items:
         for marker, skip in skips.items():

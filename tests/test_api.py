@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_public_functions_stay_functions_after_their_modules_are_imported():
     probe = (
         "import charrnn.training, charrnn.scoring, charrnn.sampling\n"

@@ -76,6 +76,7 @@ def training_state(model: CharRNN, step: int = 12, streams: int = 4) -> dict:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_round_trip_gives_identical_logits(tmp_path, cell):
     model, vocab = tiny(cell)
@@ -406,6 +407,7 @@ DAMAGE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
 def test_a_damaged_checkpoint_is_refused_in_one_line_saying_what_is_wrong(tmp_path, damage):
     mutate, message = DAMAGE[damage]

@@ -60,6 +60,7 @@ def test_help_lists_the_choices_of_choice_options():
     assert "<error|skip>" in cli("sample", "--help").stdout
 
 
+@pytest.mark.slow
 def test_commands_print_no_warning(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
     for args in (["--help"], ["sample", "-c", checkpoint, "-n", "20", "--seed", "1"]):
@@ -182,6 +183,7 @@ def test_threads_option_and_omp_num_threads_win(monkeypatch):
     assert choice.count == 2 and "OMP_NUM_THREADS" in choice.reason
 
 
+@pytest.mark.slow
 def test_train_says_how_many_threads_and_why(tmp_path, tiny_corpus):
     done = run_charrnn(
         "train", tiny_corpus, "--out", tmp_path / "run", "--device", "cpu", "--max-steps", "2",

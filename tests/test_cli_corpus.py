@@ -42,6 +42,7 @@ def one_error_line(result) -> str:
         ("very wide\n", "utf-32-le", "is UTF-32 (little-endian, with a byte order mark)"),
     ],
 )
+@pytest.mark.slow
 def test_the_printed_iconv_command_converts_the_file(tmp_path, text, codec, said):
     bom = "\ufeff" if codec.startswith("utf") else ""
     path = write(tmp_path / "in put.txt", (bom + text).encode(codec))
@@ -91,6 +92,7 @@ def test_a_too_short_training_part_is_blamed_on_the_text_and_seq_len(tmp_path):
 # --- stdin --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_dash_trains_on_stdin_in_runs_stdin_and_resume_asks_for_the_text_again(
     tmp_path, monkeypatch
 ):

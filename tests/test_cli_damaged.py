@@ -55,6 +55,7 @@ def one_error_line(result, path) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", DAMAGE, ids=list(DAMAGE))
 def test_info_sample_and_resume_refuse_a_damaged_checkpoint_in_one_line(
     tmp_path, tiny_corpus, last_pt, kind

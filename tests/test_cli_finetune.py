@@ -87,6 +87,7 @@ def mean_logprob(model: torch.nn.Module, vocab: Vocab, text: str, char: str) -> 
     return float(logp[hits, targets[hits]].mean())
 
 
+@pytest.mark.slow
 def test_new_characters_are_learnt(tmp_path, source, new_corpus):
     # A new character starts NEW_CHAR_BIAS_GAP nats down, and Adam lifts its logit by about
     # --lr x (1 + |h|) per step: a high rate for this tiny model (|h| <= 16).
@@ -144,6 +145,7 @@ def test_the_shipped_model_fine_tunes_by_its_short_name(tmp_path, new_corpus):
     assert tuned.train_config.warmup_steps == 20
 
 
+@pytest.mark.slow
 def test_resuming_a_fine_tuning_run_is_exact(tmp_path, source, new_corpus):
     options = ["--dropout", "0.2", "--max-steps", "8", "--eval-every", "3"]
     whole = fine_tune(new_corpus, source, tmp_path / "whole", *options)
@@ -224,6 +226,7 @@ def test_an_unusable_source_is_one_line_and_exit_1(tmp_path, new_corpus, kind, m
         (["--embedding", "4"], "--embedding 8 -> 4"),
     ],
 )
+@pytest.mark.slow
 def test_a_shape_change_is_a_usage_error_naming_old_and_new(
     tmp_path, source, new_corpus, options, change
 ):

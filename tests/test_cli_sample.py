@@ -286,6 +286,7 @@ def clean_env() -> dict[str, str]:
     return {**env, "TERM": "xterm-256color", "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow
 def test_piped_output_is_plain_utf8_without_escape_codes(lstm_checkpoint):
     done = subprocess.run(
         charrnn_command(lstm_checkpoint), capture_output=True, timeout=120, env=clean_env()
@@ -301,6 +302,7 @@ def test_piped_output_is_plain_utf8_without_escape_codes(lstm_checkpoint):
     assert b"seed 8" in done.stderr
 
 
+@pytest.mark.slow
 def test_terminal_gets_the_prime_dimmed(lstm_checkpoint):
     """On a terminal the prime is dim; the generated text itself is still plain."""
     controller, terminal = pty.openpty()

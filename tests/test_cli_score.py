@@ -50,6 +50,7 @@ def tsv_rows(stdout: str) -> list[list[str]]:
     return [line.split("\t") for line in stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_piped_output_is_tab_separated_rows_without_escape_codes(text_file, lstm_checkpoint):
     # A real process with stdout on a pipe, as `charrnn score FILE | ...` runs.
     env = {**os.environ, "FORCE_COLOR": "", "TERM": "xterm-256color", "OMP_NUM_THREADS": "1"}
@@ -84,6 +85,7 @@ def test_piped_output_is_tab_separated_rows_without_escape_codes(text_file, lstm
     assert "scored 4 lines" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_reader_that_stops_early_gets_its_rows_at_once_and_no_traceback(tmp_path):
     # A model big enough that scoring the whole input takes several seconds, start-up aside.
     checkpoint = make_checkpoint(tmp_path / "m.pt", hidden_size=128)
@@ -192,6 +194,7 @@ def test_stdin_is_read_with_a_dash_or_no_file(lstm_checkpoint, text_file, file_a
     assert from_stdin.stdout == from_file.stdout
 
 
+@pytest.mark.slow
 def test_no_file_with_a_terminal_on_stdin_says_how_to_pass_text(lstm_checkpoint):
     controller, terminal = pty.openpty()
     try:
@@ -210,6 +213,7 @@ def test_no_file_with_a_terminal_on_stdin_says_how_to_pass_text(lstm_checkpoint)
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_table_with_the_total(text_file, lstm_checkpoint):
     controller, terminal = pty.openpty()
     env = {**os.environ, "COLUMNS": "100", "TERM": "xterm-256color", "OMP_NUM_THREADS": "1"}
@@ -463,6 +467,7 @@ def test_a_run_directory_means_its_best_checkpoint(tmp_path, text_file):
 # -- the input is read as it is scored ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rows_come_out_while_stdin_is_still_open(lstm_checkpoint):
     # A whole-input reader would wait for the end of stdin, which never comes before the row.
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -553,6 +558,7 @@ def test_the_heatmap_draws_a_long_line_as_it_is_scored(lstm_checkpoint):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("whole", [[], ["--whole"]])
 def test_unknown_characters_are_named_from_the_scores_not_the_text_again(
     lstm_checkpoint, monkeypatch, whole

@@ -219,6 +219,7 @@ def make_bad_corpus(tmp_path: Path, kind: str) -> Path:
         ),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_corpus_is_one_clear_line_and_exit_1(tmp_path, kind, message):
     corpus = make_bad_corpus(tmp_path, kind)
 
@@ -348,6 +349,7 @@ def finished_run(tmp_path, tiny_corpus) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_an_existing_run_needs_force_or_resume(finished_run, tiny_corpus):
     before = (finished_run / "last.pt").read_bytes()
 
@@ -414,6 +416,7 @@ def test_resume_finds_the_corpus_in_the_checkpoint(finished_run):
     assert load_checkpoint(finished_run / "last.pt").info["step"] == 5
 
 
+@pytest.mark.slow
 def test_max_time_on_resume_gives_this_invocation_that_many_seconds(tmp_path, tiny_corpus):
     out = tmp_path / "run"
     limits = ["--max-steps", "1000000", "--eval-every", "1000000", "--max-time", "0.5", "-q"]
@@ -448,6 +451,7 @@ ANOTHER_RUN = " (start a new run with another --out to change them)"
         ),
     ],
 )
+@pytest.mark.slow
 def test_changing_the_model_on_resume_is_a_usage_error(finished_run, tiny_corpus, options, message):
     before = (finished_run / "last.pt").read_bytes()
 
@@ -498,6 +502,7 @@ def bad_checkpoint(tmp_path: Path, kind: str, finished_run: Path) -> Path:
         ("run-without-last", r"run directory .*done has no last\.pt"),
     ],
 )
+@pytest.mark.slow
 def test_an_unusable_checkpoint_for_resume_is_a_runtime_error(
     tmp_path, tiny_corpus, finished_run, kind, message
 ):
@@ -524,6 +529,7 @@ def test_resuming_on_another_corpus_is_refused(tmp_path, finished_run):
 # --- Ctrl-C --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_save_every_writes_last_pt_before_any_evaluation_and_survives_sigterm(
     tmp_path, tiny_corpus
 ):

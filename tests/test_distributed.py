@@ -83,6 +83,7 @@ def free_port() -> int:
 # --- across processes and machines ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [1, 2])
 def test_torchrun_processes_train_the_weights_one_process_would(tmp_path, tiny_corpus, processes):
     steps = ["--max-steps", "6", "--eval-every", "3"]
@@ -102,6 +103,7 @@ def test_torchrun_processes_train_the_weights_one_process_would(tmp_path, tiny_c
     assert stderr.count("training on cpu") == 1 and stderr.count("done at step 6") == 1
 
 
+@pytest.mark.slow
 def test_two_torchrun_machines_train_the_weights_one_process_would(tmp_path, tiny_corpus):
     steps = ["--max-steps", "6", "--eval-every", "3"]
     single = cli("train", tiny_corpus, "--out", tmp_path / "one", *steps, *TINY)
@@ -119,6 +121,7 @@ def test_two_torchrun_machines_train_the_weights_one_process_would(tmp_path, tin
     assert sum(output.count("training on cpu") for output in outputs) == 1
 
 
+@pytest.mark.slow
 def test_max_time_stops_every_rank_at_the_same_step(tmp_path, tiny_corpus):
     job = torchrun(
         "--standalone",
@@ -133,6 +136,7 @@ def test_max_time_stops_every_rank_at_the_same_step(tmp_path, tiny_corpus):
     assert 0 < saved.info["step"] < 100_000
 
 
+@pytest.mark.slow
 def test_a_run_of_two_processes_resumes_in_one_and_ends_where_one_process_would(
     tmp_path, tiny_corpus
 ):
@@ -170,6 +174,7 @@ ranks.collective.close(clean=True)
 """
 
 
+@pytest.mark.slow
 def test_a_nan_or_a_stop_on_one_rank_is_seen_by_every_rank(tmp_path):
     script = tmp_path / "agree.py"
     script.write_text(AGREE_SCRIPT)
@@ -185,6 +190,7 @@ def test_a_nan_or_a_stop_on_one_rank_is_seen_by_every_rank(tmp_path):
 # --- a killed worker: torchrun restarts the group, which resumes ------------------------------
 
 
+@pytest.mark.slow
 def test_a_killed_worker_restarts_its_group_which_resumes_from_last_pt(tmp_path, tiny_corpus):
     out = tmp_path / "run"
     steps = ["--max-steps", "300", "--eval-every", "100"]
@@ -248,6 +254,7 @@ def test_each_rank_owns_an_equal_contiguous_share_of_the_batch_rows():
     assert [i for share in covered for i in share] == list(range(7))
 
 
+@pytest.mark.slow
 def test_resume_auto_resumes_a_run_directory_with_last_pt_else_starts_one(tmp_path, tiny_corpus):
     out = tmp_path / "run"
     options = {"device": "cpu", "max_steps": 4, "eval_every": 2, "sample_chars": 0}

@@ -235,6 +235,7 @@ def test_a_damaged_token_file_is_encoded_again_never_used(tmp_path, damage):
     assert open_corpus([path], directory=cache, min_bytes=0).cache_hit  # whole again
 
 
+@pytest.mark.slow
 def test_an_encode_killed_half_way_is_never_trusted(tmp_path):
     path = write(tmp_path / "corpus.txt", TEXT * 200)
     cache = tmp_path / "cache"

@@ -204,6 +204,7 @@ def test_a_bug_is_one_line_that_says_it_is_a_bug(tmp_path, shipped_like, monkeyp
     assert output.checkpoint_rows is not broken
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay_s", [0.3, 1.0])
 def test_ctrl_c_while_starting_up_is_quiet(tmp_path, tiny_corpus, delay_s):
     # SIGINT while Python is still importing the CLI and torch: quiet, 130, and never lost (a
@@ -239,6 +240,7 @@ except KeyboardInterrupt:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("handler", ["held", "python's own"])
 def test_a_ctrl_c_inside_an_import_that_swallows_it_is_not_lost(tmp_path, handler):
     write(tmp_path / "swallowing.py", "try:\n    import inner\nexcept BaseException:\n    pass\n")
@@ -274,6 +276,7 @@ except KeyboardInterrupt:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("handler", ["held", "python's own"])
 def test_a_ctrl_c_the_interpreter_drops_in_a_finalizer_is_sent_again_quietly(handler):
     # Seen for real: Ctrl-C 0.5 s into `charrnn train` printed "Exception ignored in: 'Path'"

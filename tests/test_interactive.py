@@ -60,6 +60,7 @@ def sampled(checkpoint, *args):
     return done.stdout
 
 
+@pytest.mark.slow
 def test_a_prime_is_continued_as_sample_would_and_commands_change_the_settings(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
     term = Terminal("-c", checkpoint, "-n", "40", "--seed", "3")
@@ -84,6 +85,7 @@ def test_a_prime_is_continued_as_sample_would_and_commands_change_the_settings(t
     assert term.quit_with_ctrl_d() == 0
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_continuation_and_returns_to_the_prompt(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
     term = Terminal("-c", checkpoint, "-n", "5000000", "--seed", "1")
@@ -104,6 +106,7 @@ def test_ctrl_c_stops_a_continuation_and_returns_to_the_prompt(tmp_path):
     assert term.quit_with_ctrl_d() == 0
 
 
+@pytest.mark.slow
 def test_up_arrow_recalls_the_last_line(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
     term = Terminal("-c", checkpoint, "-n", "10", "--seed", "5")
@@ -115,12 +118,14 @@ def test_up_arrow_recalls_the_last_line(tmp_path):
     assert term.quit_with_ctrl_d() == 0
 
 
+@pytest.mark.slow
 def test_ctrl_d_at_once_exits_cleanly(tmp_path):
     term = Terminal("-c", make_checkpoint(tmp_path / "tiny.pt"))
     term.until_prompt()
     assert term.quit_with_ctrl_d() == 0
 
 
+@pytest.mark.slow
 def test_a_prime_given_with_the_option_is_continued_first(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
     term = Terminal("-c", checkpoint, "-n", "15", "--seed", "2", "-p", "Or to")
@@ -129,6 +134,7 @@ def test_a_prime_given_with_the_option_is_continued_first(tmp_path):
     assert term.quit_with_ctrl_d() == 0
 
 
+@pytest.mark.slow
 def test_a_prime_the_model_cannot_read_is_an_error_and_the_prompt_stays(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "tiny.pt")
     term = Terminal("-c", checkpoint, "-n", "10")

@@ -95,6 +95,7 @@ def test_a_line_cut_short_by_a_kill_is_skipped(tmp_path):
     assert result.exit_code == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_the_png_exists_and_decodes_as_an_image_of_sane_size(tmp_path):
     image = pytest.importorskip("matplotlib.image")
     run = write_metrics(tmp_path / "run", FALLING)

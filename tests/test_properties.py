@@ -48,6 +48,7 @@ def test_any_text_over_the_vocabulary_round_trips(text):
     assert VOCAB.encode_tensor(text).tolist() == ids
 
 
+@pytest.mark.slow
 @FAST
 @given(st.text(min_size=1, max_size=50), st.text(max_size=100))
 def test_a_vocabulary_is_the_sorted_distinct_characters_and_skips_or_names_the_rest(chars, text):
@@ -257,6 +258,7 @@ def load_mutated(folder: Path, payload: dict) -> charrnn.Checkpoint | None:
         return None
 
 
+@pytest.mark.slow
 @settings(FAST, max_examples=150)
 @given(data=st.data())
 def test_a_mutated_checkpoint_loads_or_is_a_checkpoint_error(run, data):
@@ -268,6 +270,7 @@ def test_a_mutated_checkpoint_loads_or_is_a_checkpoint_error(run, data):
         assert bool(torch.isfinite(logits).all())
 
 
+@pytest.mark.slow
 @settings(FAST, max_examples=25)
 @given(data=st.data())
 def test_a_mutated_training_state_resumes_or_is_one_clear_error(run, data):

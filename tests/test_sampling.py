@@ -266,6 +266,7 @@ def test_top_k_is_clamped_to_the_vocabulary(lstm_checkpoint):
     assert huge_k == sample_text(loaded, length=60, seed=2, device="cpu")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_top_p_never_emits_outside_the_nucleus(tiny_checkpoint, temperature):
     loaded = peaked(tiny_checkpoint)

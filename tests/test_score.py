@@ -415,6 +415,7 @@ def assert_same_rows(streamed, in_memory):
         assert ours.logprob == pytest.approx(theirs.logprob, rel=1e-9, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_streamed_text_scores_exactly_like_the_lines_in_memory(tiny_checkpoint):
     loaded = load_checkpoint(tiny_checkpoint)
     # Lines longer than chunk_len, than a first block's budget (2 x 256 characters) and than
@@ -455,6 +456,7 @@ def test_a_long_line_read_in_pieces_scores_as_one_piece(lstm_checkpoint):
     assert row.logprob == pytest.approx(default.logprob, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_the_input_is_read_only_as_fast_as_it_is_scored(lstm_checkpoint):
     # What is held at once: the characters read from the input and not yet handed back (rows,
     # or scored stretches through on_chars). Scoring the whole text at once would read it all

@@ -72,6 +72,7 @@ def ask(server: LiveServer, body: dict) -> list[dict]:
     return [{k: v for k, v in data.items() if k != "sample"} for data in finished]
 
 
+@pytest.mark.slow
 def test_several_clients_at_once_each_get_their_own_seeded_text(server, checkpoint):
     bodies = [
         {"seed": 1, "length": 3000},

@@ -49,6 +49,7 @@ def start(checkpoint: Path) -> tuple[subprocess.Popen, str, list[str], threading
     return process, url, lines, reader
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_serve_answers_then_stops_cleanly_on_a_signal(tmp_path, signum):
     process, url, lines, reader = start(make_checkpoint(tmp_path / "tiny.pt"))

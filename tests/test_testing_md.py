@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_testing_md_is_up_to_date():
     done = subprocess.run(
         [sys.executable, "scripts/testing_table.py", "--check"],

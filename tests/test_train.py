@@ -76,6 +76,7 @@ def stop_after(steps: int):
     return should_stop
 
 
+@pytest.mark.slow
 def test_loss_decreases_on_a_repetitive_text(tmp_path):
     corpus = Corpus("the cat sat on the mat.\n" * 60, ("cats.txt",))
 
@@ -140,6 +141,7 @@ def test_training_writes_best_last_and_metrics(tmp_path, corpus):
     assert all(len(e.sample) == 20 and set(e.sample) <= set(corpus.text) for e in evals)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("windows", ["stateful", "random"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_resume_continues_exactly(tmp_path, corpus, cell, windows):
