@@ -12,6 +12,7 @@ median (min-max) of --repeats runs, and writes results/finetune-cpu.json.
 
     python benchmarks/bench_finetune.py                          # the real one: about 55 minutes
     python benchmarks/bench_finetune.py --seconds 5 --repeats 1 --json /tmp/smoke.json
+    python benchmarks/bench_finetune.py --source old.pt --starts fine-tuned   # another model
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ def parse_args() -> argparse.Namespace:
         type=Path,
         default=None,
         help=f"another English text instead of the licences in {LICENCE_DIR}",
+    )
+    parser.add_argument(
+        "--source",
+        default=SOURCE,
+        help=f"the model to fine-tune: a shipped name or a checkpoint [default: {SOURCE}]",
+    )
+    parser.add_argument(
+        "--starts",
+        default=",".join(STARTS),
+        help=f"which starts to run [default: {','.join(STARTS)}]",
     )
     parser.add_argument("--threads", type=int, default=None, help="as charrnn train --threads")
     parser.add_argument("--seed", type=int, default=1337, help="run i uses seed + i")
@@ -135,12 +146,12 @@ def new_char_loss(best_path: Path, text: str, new_chars: str) -> dict[str, float
     return {"new_char_val_loss": float(-logprobs[mask].mean()) if bool(mask.any()) else None}
 
 
-def untrained_loss(corpus_path: Path, threads: int | None) -> float:
-    """The val loss of the shipped model with its vocabulary grown, before any step: where
+def untrained_loss(corpus_path: Path, threads: int | None, source: str = SOURCE) -> float:
+    """The val loss of the source model with its vocabulary grown, before any step: where
     fine-tuning starts (measured as training measures it)."""
     plan = plan_run(
         [corpus_path], {}, {"device": "cpu", "val_fraction": VAL_FRACTION},
-        threads=threads, init_from=SOURCE,
+        threads=threads, init_from=source,
     )  # fmt: skip
     assert plan.init_from is not None
     model = CharRNN(plan.model_config)
@@ -155,14 +166,14 @@ def untrained_loss(corpus_path: Path, threads: int | None) -> float:
 
 def run_in_fresh_process(
     corpus_path: Path, text: str, new_chars: str, start: str, seconds: float, seed: int,
-    threads: int | None, label: str,
+    threads: int | None, label: str, source: str = SOURCE,
 ) -> dict[str, Any]:  # fmt: skip
     options = {"device": "cpu", "val_fraction": VAL_FRACTION, "max_time": seconds, "seed": seed}
     measure = functools.partial(new_char_loss, text=text, new_chars=new_chars)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         figures = pool.submit(
             bench_train_quality.run_once, str(corpus_path), {}, options, label,
-            SOURCE if start == "fine-tuned" else None, measure, threads,
+            source if start == "fine-tuned" else None, measure, threads,
         ).result()  # fmt: skip
     if "error" in figures:
         common.fail(figures["error"], figures["exit_code"])
@@ -208,7 +219,8 @@ def _shape(model_config: dict[str, Any]) -> str:
 
 
 def print_variant(name: str, summary: dict[str, dict[str, Any]], budgets: list[float],
-                  repeats: int, step0: float, new_chars: str) -> None:  # fmt: skip
+                  repeats: int, step0: float, new_chars: str,
+                  starts: tuple[str, ...] = STARTS) -> None:  # fmt: skip
     sys.stdout.write(f"variant {name}: median (min-max) of {repeats} runs, loss in nats/char\n\n")
     headers = ["start", "model"]
     headers += [f"best val loss, {s:g} s" for s in budgets]
@@ -216,7 +228,7 @@ def print_variant(name: str, summary: dict[str, dict[str, Any]], budgets: list[f
         headers += [f"new-char loss, {s:g} s" for s in budgets]
     headers += [f"steps, {s:g} s" for s in budgets] + ["chars/s"]
     rows = []
-    for start in STARTS:
+    for start in starts:
         groups = [summary[f"{start}@{s:g}"] for s in budgets]
         row = [start, groups[0]["model"]]
         row += [common.format_spread(g["best_val_loss"], _loss, repeats) for g in groups]
@@ -226,20 +238,23 @@ def print_variant(name: str, summary: dict[str, dict[str, Any]], budgets: list[f
         row.append(common.format_spread(groups[-1]["chars_per_second"], common.si, repeats))
         rows.append(row)
     common.print_table(headers, rows)
-    sys.stdout.write(f"the shipped model before any step: val loss {step0:.4f}\n\n")
+    sys.stdout.write(f"the source model before any step: val loss {step0:.4f}\n\n")
 
 
 def main() -> None:
     args = parse_args()
     budgets = [float(s) for s in args.seconds.split(",") if s.strip()]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    args.starts = tuple(s.strip() for s in args.starts.split(",") if s.strip())
     if args.repeats < 1 or not budgets or min(budgets) <= 0:
         common.fail("--repeats must be at least 1 and --seconds positive numbers", 2)
-    known = set(load_source(SOURCE).checkpoint.vocab.chars)
+    if not args.starts or set(args.starts) - set(STARTS):
+        common.fail(f"--starts takes {' and '.join(STARTS)}", 2)
+    known = set(load_source(args.source).checkpoint.vocab.chars)
     raw = args.corpus.read_text(encoding="utf-8") if args.corpus else read_licences()
     texts = build_texts(raw, variants, known)
     device_info = {**common.describe_device(torch.device("cpu")), "slug": "cpu"}
-    total = len(texts) * len(STARTS) * args.repeats * sum(budgets)
+    total = len(texts) * len(args.starts) * args.repeats * sum(budgets)
     common.log(
         f"{total:,.0f} s ({total / 60:.0f} min) of training, plus start-ups and evaluations, "
         f"on {device_info['name']}"
@@ -258,18 +273,18 @@ def run_variant(folder: Path, name: str, text: str, known: set[str], args: argpa
     corpus_path = folder / f"licences-{name}.txt"
     corpus_path.write_text(text, encoding="utf-8")
     new_chars = "".join(sorted(set(text) - known))
-    step0 = untrained_loss(corpus_path, args.threads)
+    step0 = untrained_loss(corpus_path, args.threads, args.source)
     runs = []
     for index in range(args.repeats):  # repeats outermost: a slow spell hits every kind alike
         for seconds in budgets:
-            for start in STARTS:
+            for start in args.starts:
                 label = f"{name} {start} {seconds:g} s, run {index + 1}/{args.repeats}"
                 runs.append(run_in_fresh_process(
                     corpus_path, text, new_chars, start, seconds, args.seed + index,
-                    args.threads, label,
+                    args.threads, label, args.source,
                 ))  # fmt: skip
     summary = summarize(runs)
-    print_variant(name, summary, budgets, args.repeats, step0, new_chars)
+    print_variant(name, summary, budgets, args.repeats, step0, new_chars, args.starts)
     return {
         "chars": len(text),
         "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import TINY_TEXT, make_checkpoint
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = sorted(path.stem for path in BENCHMARKS.glob("*.py"))
@@ -36,3 +37,20 @@ def test_the_fine_tuning_benchmark_measures_where_fine_tuning_starts(tmp_path, o
     # The shipped model has read English: far better than guessing among its ~65 characters,
     # yet not a model of this one sentence.
     assert 0.5 < loss < math.log(65)
+
+
+def test_the_fine_tuning_benchmark_starts_from_any_checkpoint(tmp_path, on_benchmarks_path):
+    bench_finetune = importlib.import_module("bench_finetune")
+    corpus = tmp_path / "mine.txt"
+    corpus.write_text(TINY_TEXT, encoding="utf-8")
+    source = make_checkpoint(
+        tmp_path / "untrained.pt"
+    )  # random weights, the tiny text's vocabulary
+
+    loss = bench_finetune.untrained_loss(corpus, threads=1, source=str(source))
+
+    # An untrained model guesses about uniformly among its characters; the shipped model
+    # (the default source) does far better on English.
+    vocab_size = len(set(TINY_TEXT))
+    assert abs(loss - math.log(vocab_size)) < 0.3
+    assert bench_finetune.untrained_loss(corpus, threads=1) < loss - 0.5
