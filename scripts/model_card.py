@@ -10,8 +10,8 @@ Every figure comes from the checkpoints: the held-out loss is re-scored here fro
 unedited, with the seeds shown. --previous (a checkpoint) or --previous-rev (a git revision whose
 checkpoints/shakespeare.pt is the earlier model) adds the side-by-side comparison; --finetune adds
 the fine-tuning benchmark's figures (benchmarks/bench_finetune.py --json) for a model, NAME
-being `previous` or `this`; --sweep a table of the size sweep (a JSON list of rows with model,
-steps, minutes, val_loss and note).
+being `previous` or `this`; --sweep a table of sizes tried and evaluations along the way (a JSON
+list of rows with model, steps, minutes, val_loss and note).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--previous", type=Path, help="the earlier shipped model, to compare")
     parser.add_argument("--previous-rev", help="a git revision holding the earlier model")
     parser.add_argument("--finetune", action="append", default=[], metavar="NAME=JSON")
-    parser.add_argument("--sweep", type=Path, help="the size sweep's rows (JSON)")
+    parser.add_argument("--sweep", type=Path, help="sizes tried and the curve (JSON rows)")
     parser.add_argument("--hardware", default=_cpu_name(), help="where it was trained")
     parser.add_argument("--corpus", type=Path, default=CORPUS, help="the text it was trained on")
     return parser.parse_args(argv)
@@ -208,7 +208,9 @@ def sweep_table(path: Path | None) -> str:
         for r in rows
     ]
     body = "\n".join(lines)
-    return f"""## How the size was chosen
+    return f"""## Sizes tried and the training curve
+Val loss as training measured it (64 streams, each starting cold), at the step and minute given.
+
 | model | steps | minutes | val loss | note |
 | --- | --- | --- | --- | --- |
 {body}

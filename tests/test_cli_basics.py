@@ -17,6 +17,7 @@ from charrnn import threads
 from charrnn.checkpoint import load_checkpoint
 from charrnn.config import ModelConfig, SampleConfig, ScoreConfig, TrainConfig, flag
 from charrnn.plan import DEMO_MAX_TIME_S, plan_run
+from charrnn.resources import default_checkpoint_path
 
 COMMANDS = ["train", "sample", "score", "info", "serve", "plot", "runs"]
 
@@ -104,7 +105,9 @@ def test_an_abort_is_one_line_not_a_traceback(tmp_path, monkeypatch):
 def test_info_without_an_argument_describes_the_shipped_model():
     result = cli("info")
     assert result.exit_code == 0, result.stderr
-    assert "shakespeare.pt" in result.stdout and "LSTM" in result.stdout
+    shipped = load_checkpoint(default_checkpoint_path())
+    assert "shakespeare.pt" in result.stdout
+    assert shipped.model_config.describe() in result.stdout
 
 
 @pytest.mark.parametrize("what", ["run_dir", "checkpoint"])

@@ -132,7 +132,7 @@ def test_the_shipped_model_fine_tunes_by_its_short_name(tmp_path, new_corpus):
     result = cli(
         "train", new_corpus, "--init-from", "shakespeare", "--out", tmp_path / "run",
         "--seq-len", "8", "--batch-size", "2", "--max-steps", "2", "--sample-chars", "0",
-        "--device", "cpu", "--model", "lstm", "--hidden", "384",  # its shape: accepted
+        "--device", "cpu", "--model", "gru", "--hidden", "512",  # its shape: accepted
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output

@@ -106,7 +106,7 @@ def test_the_lineage_names_the_source_its_corpus_and_its_step(tmp_path):
 def test_a_shipped_model_is_found_by_its_short_name():
     source = load_source("shakespeare")
     assert source.name == "shakespeare"
-    assert source.checkpoint.model_config.shape == "LSTM 2x384"
+    assert source.checkpoint.model_config.shape == "GRU 2x512"
 
 
 @pytest.mark.parametrize(

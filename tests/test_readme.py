@@ -56,3 +56,17 @@ def test_readme_primes_are_speaker_lines_of_the_shipped_corpus():
     for prime in primes:
         prime = prime.replace("\\n", "\n")
         assert "\n" + prime in corpus, prime
+
+
+@pytest.mark.slow
+def test_the_quick_start_sample_is_what_the_shipped_model_draws():
+    """The first screen's sample is regenerated with each shipped model: `charrnn sample` with
+    the command and seed the README gives prints exactly that text."""
+    from conftest import cli
+
+    found = re.search(r"`charrnn sample --seed (\d+) -n (\d+)` with the shipped model.*?```\n(.*?)```", README, re.S)  # fmt: skip
+    assert found, "the Quick start sample is missing"
+    seed, length, shown = found.groups()
+    result = cli("sample", "--seed", seed, "-n", length)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip("\n") == shown.strip("\n")
