@@ -143,7 +143,9 @@ charrnn score --whole heldout.txt
 def samples(models: list[tuple[str, Checkpoint]]) -> str:
     parts = ["## Unedited samples\n"]
     for temperature, seed, prime in SAMPLES:
-        shown_prime = f" --prime {json.dumps(prime)}" if prime else ""
+        # In $'...' the shell turns \n into a newline, as the prime needs.
+        escaped = prime.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+        shown_prime = f" --prime $'{escaped}'" if prime else ""
         command = f"charrnn sample --seed {seed} -n {SAMPLE_CHARS} --temperature {temperature}"
         for name, loaded in models:
             text = sample_text(
