@@ -233,9 +233,13 @@ def train_summary(result: TrainResult, resume_hint: str, val_losses: Sequence[fl
         "patience": "no improvement for --patience evaluations",
         "interrupted": "interrupted",
     }[result.stop_reason]
+    if result.chars_per_second:
+        speed = f", {result.chars_per_second:,.0f} chars/s"
+    else:  # a resumed run already at its limit (a rerun recipe) took no step here
+        reason, speed = f"{reason} before: nothing left to train", ""
     line = (
-        f"done at step {result.step} ({reason}) in {format_duration(result.elapsed_s)}, "
-        f"{result.chars_per_second:,.0f} chars/s: {best}; checkpoints in {out}/"
+        f"done at step {result.step} ({reason}) in {format_duration(result.elapsed_s)}"
+        f"{speed}: {best}; checkpoints in {out}/"
     )
     if len(val_losses) >= 2:
         line += (

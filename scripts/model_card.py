@@ -2,16 +2,17 @@
 
 Usage:
   python scripts/model_card.py [CHECKPOINT] [--previous OLD.pt | --previous-rev REV]
-                               [--finetune NAME=RESULTS.json ...] [--sweep SWEEP.json]
-                               [--hardware TEXT]
+                               [--finetune NAME=RESULTS.json ...] [--curve METRICS.jsonl]
+                               [--sizes SWEEP.json ...] [--hardware TEXT]
 
 Every figure comes from the checkpoints: the held-out loss is re-scored here from the files
 (what `charrnn score --whole` prints on the held-out tail), the samples are generated here,
 unedited, with the seeds shown. --previous (a checkpoint) or --previous-rev (a git revision whose
 checkpoints/shakespeare.pt is the earlier model) adds the side-by-side comparison; --finetune adds
 the fine-tuning benchmark's figures (benchmarks/bench_finetune.py --json) for a model, NAME
-being `previous` or `this`; --sweep a table of sizes tried and evaluations along the way (a JSON
-list of rows with model, steps, minutes, val_loss and note).
+being `previous` or `this`; --curve the run's evaluations (the metrics.jsonl `charrnn train` writes
+in its run directory); --sizes the sizes tried (benchmarks/sweep_train_quality.py --out results).
+The recipe shows the `charrnn train` commands of scripts/train_default_model.sh as they stand.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import json
 import math
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,7 @@ from charrnn.data import split_ids
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "corpora" / "shakespeare.txt"
+RECIPE = REPO / "scripts" / "train_default_model.sh"
 # (temperature, seed, prime): the same draws for every model compared.
 SAMPLES = ((0.8, 1, ""), (0.5, 2, ""), (0.8, 3, "OTHELLO.\n"))
 SAMPLE_CHARS = 500
@@ -47,7 +50,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--previous", type=Path, help="the earlier shipped model, to compare")
     parser.add_argument("--previous-rev", help="a git revision holding the earlier model")
     parser.add_argument("--finetune", action="append", default=[], metavar="NAME=JSON")
-    parser.add_argument("--sweep", type=Path, help="sizes tried and the curve (JSON rows)")
+    parser.add_argument("--curve", type=Path, help="the run's metrics.jsonl, its evaluations")
+    parser.add_argument("--sizes", type=Path, action="append", default=[], help="sweep results")
     parser.add_argument("--hardware", default=_cpu_name(), help="where it was trained")
     parser.add_argument("--corpus", type=Path, default=CORPUS, help="the text it was trained on")
     return parser.parse_args(argv)
@@ -121,17 +125,23 @@ def facts(loaded: Checkpoint, path: Path, corpus: Path, hardware: str, loss: flo
 """
 
 
-def recipe(loaded: Checkpoint, corpus: Path, tail_start: int) -> str:
+def recipe(loaded: Checkpoint, corpus: Path, tail_start: int, card_command: str) -> str:
     minutes = _minutes(loaded.info)
     return f"""## Recipe
 ```bash
 bash scripts/train_default_model.sh     # trains, exports best.pt in float16, rewrites this card
-python scripts/model_card.py            # rewrites this card from the checkpoint
 ```
-The script runs `charrnn train` with the options it lists (seed {loaded.train_config.seed}) and
-exports `best.pt` with `scripts/export_model.py`; a run that dies is continued with
-`charrnn train --resume runs/shakespeare-default`. Extra options are passed to `charrnn train`
-(`--device cuda` on a GPU). This model took {minutes} on this machine, pauses included.
+The script runs these `charrnn train` commands (seed {loaded.train_config.seed}), exports `best.pt`
+with `scripts/export_model.py` and writes this card. Extra options are passed to `charrnn train`
+(`--device cuda` on a GPU); a run that dies is continued with
+`charrnn train --resume runs/shakespeare-default`, never restarted.
+```bash
+{recipe_commands()}
+```
+This model took {minutes} on this machine, pauses included. This card was written by
+```bash
+{card_command}
+```
 The held-out tail is the corpus from character {tail_start:,} on:
 ```bash
 python -c "import sys; t = open('{_shown(corpus)}', encoding='utf-8').read(); sys.stdout.write(t[{tail_start}:])" > heldout.txt
@@ -201,25 +211,75 @@ def _finetune_cell(results: dict[str, Any] | None) -> str:
     return "; ".join(cells) or "-"
 
 
-def sweep_table(path: Path | None) -> str:
+def curve_table(path: Path | None) -> str:
+    """The run's evaluations, one row each, from the metrics.jsonl training appends to."""
     if path is None:
         return ""
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    lines = [
-        f"| {r['model']} | {r['steps']:,} | {r['minutes']:.0f} | {r['val_loss']:.4f} | {r.get('note', '')} |"
-        for r in rows
-    ]
-    body = "\n".join(lines)
-    return f"""## Sizes tried and the training curve
-Val loss as training measured it (64 streams, each starting cold), at the step and minute given.
+    events = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = "\n".join(
+        f"| {e['step']:,} | {e['elapsed_s'] / 60:.0f} | {e['lr']:.2g} | {e['train_loss']:.4f} "
+        f"| {e['val_loss']:.4f} |"
+        for e in events
+        if e.get("val_loss") is not None
+    )
+    return f"""## The training curve
+Val loss as training measured it (64 streams, each starting cold); the learning rate at that step,
+the training loss of that step's batch.
 
-| model | steps | minutes | val loss | note |
+| step | minutes | lr | train loss | val loss |
 | --- | --- | --- | --- | --- |
+{rows}
+"""
+
+
+def sizes_table(paths: list[Path]) -> str:
+    """The sweeps' variants (benchmarks/sweep_train_quality.py results), best first."""
+    if not paths:
+        return ""
+    rows, sources = [], []
+    for path in paths:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        options, device = results["options"], results["device"]
+        sources.append(
+            f"`{_shown(path)}`: {Path(options['corpus']).name}, {options['max_time']:.0f} s each,"
+            f" {device['name']}"
+        )
+        for variant in results["variants"]:
+            model = variant["model"]
+            shape = f"{model['cell'].upper()} {model['num_layers']}x{model['hidden_size']}"
+            rows.append((
+                variant["best_val_loss"]["median"],
+                f"| {variant['name']} | {shape} | {variant['parameters']:,} | "
+                f"{variant['precision']} | {variant['steps']['median']:,} | "
+                f"{variant['best_val_loss']['median']:.4f} |",
+            ))  # fmt: skip
+    body = "\n".join(row for _, row in sorted(rows))
+    listed = "\n".join(f"- {source}" for source in sources)
+    return f"""## Sizes tried
+Short sweeps, one run per variant, best val loss first:
+{listed}
+
+| variant | model | parameters | precision | steps | best val loss |
+| --- | --- | --- | --- | --- | --- |
 {body}
 """
 
 
-def card(args: argparse.Namespace) -> str:
+def recipe_commands(script: Path = RECIPE) -> str:
+    """The `charrnn train` commands of the recipe script, continuation lines included."""
+    commands, current = [], None
+    for line in script.read_text(encoding="utf-8").splitlines():
+        if current is None and line.startswith("charrnn train"):
+            current = [line]
+        elif current is not None:
+            current.append(line)
+        if current is not None and not line.endswith("\\"):
+            commands.append("\n".join(current))
+            current = None
+    return "\n".join(commands)
+
+
+def card(args: argparse.Namespace, argv: list[str]) -> str:
     path = args.checkpoint
     this = load_checkpoint(path)
     tail, tail_start = heldout_tail(args.corpus, this.train_config)
@@ -244,18 +304,37 @@ def card(args: argparse.Namespace) -> str:
             "`charrnn sample` and `charrnn score` use this model when no `--checkpoint` is given.\n",
             facts(this, path, args.corpus, args.hardware, losses["this"]),
             compared,
-            sweep_table(args.sweep),
-            recipe(this, args.corpus, tail_start),
+            sizes_table(args.sizes),
+            curve_table(args.curve),
+            recipe(this, args.corpus, tail_start, _card_command(argv)),
             samples(models),
         )
         if part
     )
 
 
+def _card_command(argv: list[str]) -> str:
+    """The command that wrote the card, one option a line, repository paths shown relative."""
+
+    def shown(arg: str) -> str:
+        name, sep, value = arg.rpartition("=")  # --finetune NAME=PATH
+        if Path(value).exists() and (not sep or not name.startswith("-")):
+            return shlex.quote(name + sep + _shown(Path(value)))
+        return shlex.quote(arg)
+
+    lines = ["python scripts/model_card.py"]
+    for arg in argv:
+        if arg.startswith("--") or len(lines) == 1:
+            lines.append(shown(arg))
+        else:
+            lines[-1] += " " + shown(arg)
+    return " \\\n  ".join(lines)
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     target = args.checkpoint.parent / "README.md"
-    target.write_text(card(args), encoding="utf-8")
+    target.write_text(card(args, argv), encoding="utf-8")
     print(f"wrote {target}", file=sys.stderr)
     return 0
 

@@ -387,6 +387,23 @@ def test_resume_continues_a_run_to_a_later_step(finished_run, tiny_corpus):
     assert load_checkpoint(finished_run / "last.pt").info["step"] == 6
 
 
+def test_rerunning_a_finished_recipe_with_resume_auto_trains_nothing(finished_run, tiny_corpus):
+    """A recipe script reruns its commands with --resume auto: a finished stage says so and
+    leaves its run as it was (scripts/train_default_model.sh relies on it)."""
+    files = {name: (finished_run / name).read_bytes() for name in ("last.pt", "metrics.jsonl")}
+    again = ("--out", finished_run, *TINY, "--max-steps", "4", "--eval-every", "2", "-q")
+
+    result = invoke("train", tiny_corpus, *again, "--resume", "auto")
+
+    assert result.exit_code == 0, result.output
+    assert re.match(
+        r"done at step 4 \(reached --max-steps before: nothing left to train\) in \d+:\d\d: "
+        r"best val loss \d\.\d{4} nats",
+        result.stderr,
+    ), result.stderr
+    assert {name: (finished_run / name).read_bytes() for name in files} == files
+
+
 def test_the_sample_hint_names_last_pt_when_there_is_no_best_pt(finished_run):
     (finished_run / "best.pt").unlink()
 
