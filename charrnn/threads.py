@@ -17,6 +17,7 @@ from .text import plural
 
 PROBE_SECONDS = 0.2  # long enough to see a busy core, short enough not to be noticed
 FREE_SHARE = 0.5  # a core idle for at least this share of the probe counts as free
+PROBES = 3  # a busy core is busy in every probe; a blip (a shell, a cron job) is in one
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,37 @@ def _cpu_times() -> list[tuple[int, int]] | None:
     return times or None
 
 
-def free_cores(probe_seconds: float = PROBE_SECONDS) -> float | None:
-    """How many cores are idle now: measured over a short probe on Linux, else from the 1-minute
-    load average; None when neither can be read."""
+def _probe(probe_seconds: float) -> tuple[int, int] | None:
+    """(idle cores, cores) over one probe of /proc/stat; None where it cannot be read."""
     before = _cpu_times()
-    if before is not None:
-        time.sleep(probe_seconds)
-        after = _cpu_times()
-        if after is not None and len(after) == len(before):
-            free = 0
-            for (idle0, total0), (idle1, total1) in zip(before, after, strict=True):
-                if total1 > total0 and (idle1 - idle0) / (total1 - total0) >= FREE_SHARE:
-                    free += 1
-            return float(free)
+    if before is None:
+        return None
+    time.sleep(probe_seconds)
+    after = _cpu_times()
+    if after is None or len(after) != len(before):
+        return None
+    free = 0
+    for (idle0, total0), (idle1, total1) in zip(before, after, strict=True):
+        if total1 > total0 and (idle1 - idle0) / (total1 - total0) >= FREE_SHARE:
+            free += 1
+    return free, len(after)
+
+
+def free_cores(probe_seconds: float = PROBE_SECONDS, probes: int = PROBES) -> float | None:
+    """How many cores are idle now: the most seen free over up to `probes` short probes on Linux
+    (a core busy in one probe only had a blip, and would cost a long run half its threads), else
+    from the 1-minute load average; None when neither can be read."""
+    most: int | None = None
+    for _ in range(probes):
+        probed = _probe(probe_seconds)
+        if probed is None:
+            break
+        free, cores = probed
+        most = free if most is None else max(most, free)
+        if most == cores:
+            break
+    if most is not None:
+        return float(most)
     try:
         return max(0.0, (os.cpu_count() or 1) - os.getloadavg()[0])
     except (AttributeError, OSError):

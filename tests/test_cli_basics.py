@@ -152,24 +152,41 @@ def test_the_cli_and_the_api_plan_the_same_run(tmp_path, tiny_corpus, monkeypatc
 # -- threads --------------------------------------------------------------------------------
 
 
-def fake_cpu_times(monkeypatch, idle_shares: list[float]) -> None:
-    """Two /proc/stat readings 100 jiffies apart, each core idle for the given share."""
-    readings = iter(
-        [
-            [(0, 0) for _ in idle_shares],
-            [(int(100 * share), 100) for share in idle_shares],
-        ]
-    )
-    monkeypatch.setattr(threads, "_cpu_times", lambda: next(readings))
-    monkeypatch.setattr(threads, "usable_cores", lambda: len(idle_shares))
+def fake_cpu_times(monkeypatch, *probes: list[float]) -> None:
+    """/proc/stat readings 100 jiffies apart, each core idle for the given share in each probe
+    (the last probe's shares repeat)."""
+
+    def readings():
+        idle = [0] * len(probes[0])
+        total = 0
+        for shares in (*probes, *([probes[-1]] * 100)):
+            yield [(i, total) for i in idle]
+            total += 100
+            idle = [i + int(100 * share) for i, share in zip(idle, shares, strict=True)]
+            yield [(i, total) for i in idle]
+
+    stream = readings()
+    monkeypatch.setattr(threads, "_cpu_times", lambda: next(stream))
+    monkeypatch.setattr(threads, "usable_cores", lambda: len(probes[0]))
 
 
 def test_a_busy_core_gets_no_thread(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    fake_cpu_times(monkeypatch, [0.98, 0.02])
+    fake_cpu_times(monkeypatch, [0.98, 0.02])  # busy in every probe
     choice = threads.choose_threads(None, default=2, probe_seconds=0)
     assert choice.count == 1
     assert "1 of 2 cores busy" in choice.reason and "--threads" in choice.reason
+
+
+def test_a_core_busy_in_one_probe_only_is_free(monkeypatch):
+    """A blip (a shell starting beside the run) must not halve a long run's threads."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    fake_cpu_times(monkeypatch, [0.98, 0.02], [0.95, 0.97])
+    assert threads.choose_threads(None, default=2, probe_seconds=0).count == 2
+    fake_cpu_times(monkeypatch, [0.0, 0.1], [0.0, 0.1], [0.99, 0.02])  # free in the last only
+    assert threads.free_cores(probe_seconds=0) == 1.0
+    fake_cpu_times(monkeypatch, [0.0, 0.1], [0.0, 0.1], [0.0, 0.1], [0.99, 0.99])  # three probes
+    assert threads.free_cores(probe_seconds=0) == 0.0
 
 
 def test_free_cores_get_all_threads(monkeypatch):
