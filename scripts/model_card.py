@@ -256,7 +256,8 @@ def sizes_table(paths: list[Path]) -> str:
     body = "\n".join(row for _, row in sorted(rows))
     listed = "\n".join(f"- {source}" for source in sources)
     return f"""## Sizes tried
-Short sweeps, one run per variant, best val loss first:
+Short sweeps, one run per variant, best val loss first. A short budget favours small models,
+so these chose the cell and the learning rate rather than the size:
 {listed}
 
 | variant | model | parameters | precision | steps | best val loss |
