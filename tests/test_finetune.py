@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from conftest import make_checkpoint, write
 
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
-from charrnn.config import FINETUNE_DEFAULTS
+from charrnn.config import FINETUNE_DEFAULTS, TrainConfig
 from charrnn.errors import CheckpointError, ConfigError
 from charrnn.finetune import (
     NEW_CHAR_BIAS_GAP,
@@ -149,9 +149,25 @@ def test_a_fine_tuning_run_takes_the_source_shape_and_the_fine_tuning_defaults(t
 
 
 def test_options_the_user_sets_win_over_the_fine_tuning_defaults(tmp_path):
-    planned = plan(tmp_path, source_checkpoint(tmp_path), lr=0.02, warmup_steps=3)
+    planned = plan(tmp_path, source_checkpoint(tmp_path), lr=0.02, warmup_steps=3, eval_every=7)
     assert (planned.train_config.lr, planned.train_config.warmup_steps) == (0.02, 3)
+    assert planned.train_config.eval_every == 7
     assert "fine-tuning defaults" not in " ".join(planned.notes)
+
+
+def test_a_small_text_is_evaluated_once_per_pass(tmp_path):
+    """A small text overfits within a few passes: the run evaluates each pass over its training
+    text, so the best point is caught; a large text keeps the usual cadence."""
+    source = source_checkpoint(tmp_path)
+    planned = plan(tmp_path, source)  # NEW_TEXT in windows of 2 x 8 characters
+    per_pass = int(len(NEW_TEXT) * 0.9) // (2 * 8)
+    assert 1 <= per_pass < 250
+    assert planned.train_config.eval_every == per_pass
+    assert f"--eval-every {per_pass}" in " ".join(planned.notes)
+
+    big = plan(tmp_path, source, batch_size=1, seq_len=1, val_fraction=0.001)
+    assert big.train_config.eval_every == TrainConfig().eval_every  # more than 250 steps a pass
+    assert "--eval-every" not in " ".join(big.notes)
 
 
 def test_without_init_from_the_usual_defaults_apply(tmp_path):
