@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import _train_length
+from .data import train_length
 from .errors import DataError
 from .token_file import release_pages
 
@@ -130,7 +130,7 @@ def streams_for(windows: str, length: int, batch_size: int, seq_len: int) -> int
 
 def validation_note(total: int, val_fraction: float) -> list[str]:
     """A note for people when validation reads only the first VAL_MAX_CHARS of the tail."""
-    held_out = total - _train_length(total, val_fraction)
+    held_out = total - train_length(total, val_fraction)
     if held_out <= VAL_MAX_CHARS:
         return []
     return [

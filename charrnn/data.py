@@ -243,13 +243,13 @@ def stored_corpus_paths(stored: list[str], checkpoint_path: Path) -> list[Path]:
     return [Path(source) for source in stored]
 
 
-def _train_length(total: int, val_fraction: float) -> int:
+def train_length(total: int, val_fraction: float) -> int:
     return int(total * (1.0 - val_fraction))
 
 
 def split_ids(ids: IdsT, val_fraction: float) -> tuple[IdsT, IdsT]:
     """The last `val_fraction` of the text validates, the rest trains (nanoGPT's convention)."""
-    n_train = _train_length(len(ids), val_fraction)
+    n_train = train_length(len(ids), val_fraction)
     return ids[:n_train], ids[n_train:]
 
 
@@ -258,7 +258,7 @@ def val_fraction_range(total: int, window: int) -> tuple[str, str] | None:
     for training and MIN_VAL_CHARS for validation out of `total`; None when none does."""
 
     def works(fraction: float) -> bool:
-        n_train = _train_length(total, fraction)
+        n_train = train_length(total, fraction)
         return 0 < fraction < 1 and window <= n_train <= total - MIN_VAL_CHARS
 
     if total < window + MIN_VAL_CHARS:

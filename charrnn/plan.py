@@ -26,7 +26,7 @@ from .config import (
     flag,
     resume_config,
 )
-from .data import STDIN_SOURCE, corpus_label, stored_corpus_paths
+from .data import STDIN_SOURCE, corpus_label, stored_corpus_paths, train_length
 from .device import resolve_device
 from .distributed import Group, from_environment
 from .errors import ConfigError
@@ -195,7 +195,7 @@ def _evaluate_each_pass(
     overfitted, within a few passes: with the usual 250 steps between evaluations a 60-second
     run on a page of text evaluated once, at its end, long after its best point."""
     defaults = _taken(FINETUNE_DEFAULTS, train_options)
-    train_chars = int(total_chars * (1 - config.val_fraction))
+    train_chars = train_length(total_chars, config.val_fraction)
     per_pass = max(1, train_chars // (config.batch_size * config.seq_len))
     if "eval_every" not in train_options and per_pass < config.eval_every:
         defaults["eval_every"] = per_pass
