@@ -202,6 +202,16 @@ WeightDecay = Annotated[
     float | None, _field(TrainConfig, "weight_decay", "AdamW weight decay on matrices.")
 ]
 GradClip = Annotated[float | None, _field(TrainConfig, "grad_clip", "Gradient norm clip.")]
+EmaDecay = Annotated[
+    float | None,
+    _field(
+        TrainConfig,
+        "ema_decay",
+        "Evaluate, and keep as best.pt, a moving average of the weights with this decay per "
+        "step (0.999: about the last 1,000 steps; 0: off). May change on --resume.",
+        metavar="DECAY",
+    ),
+]
 MaxSteps = Annotated[int | None, _field(TrainConfig, "max_steps", "Stop after this many steps.")]
 MaxTime = Annotated[
     float | None,

@@ -89,6 +89,9 @@ class TrainConfig:
     warmup_steps: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    # Evaluate and keep as best.pt an exponential moving average of the weights, with this decay
+    # per step (averaging.py); 0: off, the weights as the optimizer left them.
+    ema_decay: float = 0.0
     max_steps: int = 100_000
     max_time: float | None = None
     patience: int | None = None
@@ -104,7 +107,7 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("lr", "weight_decay", "grad_clip", "max_time", "save_every_s"):
+        for name in ("lr", "weight_decay", "grad_clip", "ema_decay", "max_time", "save_every_s"):
             value = getattr(self, name)
             _require(
                 value is None or math.isfinite(value),
@@ -116,6 +119,10 @@ class TrainConfig:
         _require(self.lr > 0, f"{flag('lr')} must be positive, got {self.lr}")
         _require(0 <= self.min_lr_ratio <= 1, "min_lr_ratio must be in [0, 1]")
         _require(self.grad_clip > 0, f"{flag('grad_clip')} must be positive, got {self.grad_clip}")
+        _require(
+            0.0 <= self.ema_decay < 1.0,
+            f"{flag('ema_decay')} must be in [0, 1) (0: off), got {self.ema_decay}",
+        )
         _require(
             self.max_time is None or self.max_time > 0,
             f"{flag('max_time')} must be positive, got {self.max_time}",
@@ -361,6 +368,7 @@ FLAG_NAMES = {
     "embedding_size": "--embedding",
     "warmup_steps": "--warmup",
     "save_every_s": "--save-every",
+    "ema_decay": "--ema",
 }
 
 

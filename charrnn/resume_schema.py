@@ -2,7 +2,7 @@
 
 training._Run._restore reads it: AdamW's state_dict, the CPU, CUDA and data RNG states (and under
 torchrun those of ranks 1 and up), the hidden state carried between stateful windows, and the
-counters. Each is checked deeply enough that a
+counters, and --ema's average of the weights. Each is checked deeply enough that a
 damaged one is refused at load, in one line, instead of failing inside torch on resume.
 """
 
@@ -48,7 +48,23 @@ def check_training_state(value: Any, config: ModelConfig) -> dict[str, Any] | No
     if "rng_ranks" in state:
         _rank_generator_states(state["rng_ranks"])
     _carried_state(state.get("carried_state"), config)
+    if "average" in state:
+        _average(state["average"], parameter_shapes(config))
     return state
+
+
+def _average(value: Any, shapes: dict[str, Shape]) -> None:
+    """--ema's average of the weights (averaging.py): one tensor per parameter, and a count."""
+    where = "training.average"
+    average = check.mapping(value, where)
+    check.count(check.required(average, "updates", f"{where}."), f"{where}.updates")
+    weights = check.mapping(check.required(average, "weights", f"{where}."), f"{where}.weights")
+    if set(weights) != set(shapes):
+        raise check.Damaged(
+            f"{where}.weights does not hold the model's {len(shapes)} parameters by name"
+        )
+    for name, shape in shapes.items():
+        check.tensor(weights[name], f"{where}.weights.{name}", shape=shape, floating=True)
 
 
 def _rank_generator_states(value: Any) -> None:

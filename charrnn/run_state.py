@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .averaging import WeightAverage
 from .checkpoint import save_checkpoint
 from .checkpoint_schema import damaged
 from .config import TrainConfig
@@ -45,6 +46,7 @@ class RunState:
     save_agreed: bool
     last_path: Path
     lineage: dict[str, Any] | None
+    average: WeightAverage | None
     stop_reason: str | None
 
     def _training_state(self) -> dict[str, Any]:
@@ -62,6 +64,7 @@ class RunState:
             "evals_since_best": self.evals_since_best,
             "elapsed_s": self.elapsed(),
             "schedule_progress": self.schedule_progress(),
+            **({"average": self.average.state()} if self.average is not None else {}),
         }
 
     def _restore(self, saved: dict[str, Any]) -> None:

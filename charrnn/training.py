@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .averaging import weight_average
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import Corpus
@@ -91,6 +92,8 @@ class _Run(RunProgress, RunState):
                 # Saved by an older charrnn, whose time limit counted the whole run's time.
                 saved_config = resume.train_config or config
                 self.start_progress = schedule_progress(saved_config, self.step, self.prior_elapsed)
+        saved_average = resume.training_state.get("average") if resume is not None else None
+        self.average = weight_average(self.model, config.ema_decay, saved_average)
         self.last_eval_step = self.step if resume else -1
         self.stop_reason: str | None = None  # set as the run ends
         self.session_start_step = self.step
@@ -190,6 +193,8 @@ class _Run(RunProgress, RunState):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.model)
         self.carried = detach_state(state) if self.windows.stateful else None
         self.step += 1
         return loss.detach()
@@ -201,14 +206,20 @@ class _Run(RunProgress, RunState):
             raise diverged_error("training", mean_loss, self.step, self.last_path)
         self.last_train_loss = mean_loss
 
+    @property
+    def evaluated_model(self) -> CharRNN:
+        """The weights evaluations score and best.pt keeps: their average under --ema."""
+        return self.average.model if self.average is not None else self.model
+
     def evaluate(self, lr: float) -> EvalReport:
         """Evaluate, save best.pt if improved and last.pt always, log a metrics line."""
         streams = (self.data.val_inputs, self.data.val_targets)
         chunk = max(self.config.seq_len, 256)
+        model = self.evaluated_model
         if self.ranks.collective is None:
-            val_loss = evaluate(self.model, *streams, chunk, self.bf16)
+            val_loss = evaluate(model, *streams, chunk, self.bf16)
         else:  # each rank validates some of the streams
-            val_loss = self.ranks.mean(*loss_sum(self.model, *streams, chunk, self.bf16))
+            val_loss = self.ranks.mean(*loss_sum(model, *streams, chunk, self.bf16))
         if not self.healthy(val_loss):
             # The weights are already broken: stop before they reach best.pt or overwrite the
             # last good last.pt.
@@ -219,7 +230,7 @@ class _Run(RunProgress, RunState):
             self.best_val_loss, self.evals_since_best = val_loss, 0
             if self.ranks.main:
                 save_checkpoint(
-                    self.best_path, self.model, self.vocab, self.config, self._info(val_loss)
+                    self.best_path, model, self.vocab, self.config, self._info(val_loss)
                 )
         else:
             self.evals_since_best += 1
@@ -247,7 +258,10 @@ class _Run(RunProgress, RunState):
         if not self.config.sample_chars or not self.ranks.main:
             return ""
         return preview(
-            self.model, self.vocab, self.config.sample_chars, seed=self.config.seed + self.step
+            self.evaluated_model,
+            self.vocab,
+            self.config.sample_chars,
+            seed=self.config.seed + self.step,
         )
 
 

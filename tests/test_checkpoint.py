@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from charrnn.averaging import WeightAverage
 from charrnn.checkpoint import (
     FORMAT_VERSION,
     load_checkpoint,
@@ -73,6 +74,7 @@ def training_state(model: CharRNN, step: int = 12, streams: int = 4) -> dict:
         "evals_since_best": 1,
         "elapsed_s": 3.5,
         "schedule_progress": 0.25,
+        "average": WeightAverage(model, 0.99).state(),
     }
 
 
@@ -395,6 +397,18 @@ DAMAGE = {
     "rng_ranks noise": (
         _set("training", "rng_ranks", [{"cpu": torch.full((5056,), 255, dtype=torch.uint8)}]),
         "training.rng_ranks[0].cpu is not a random generator state",
+    ),
+    "average without a weight": (
+        _delete("training", "average", "weights", "head.weight"),
+        "training.average.weights does not hold the model's 11 parameters by name",
+    ),
+    "average reshaped": (
+        _set("training", "average", "weights", "head.weight", torch.zeros(3)),
+        "training.average.weights.head.weight has shape (3,), expected (15, 16)",
+    ),
+    "average count negative": (
+        _set("training", "average", "updates", -1),
+        "training.average.updates is -1, expected an integer >= 0",
     ),
     "carried three": (
         _set("training", "carried_state", [torch.zeros(2, 4, 16)] * 3),
