@@ -127,11 +127,13 @@ def test_without_a_previous_model_there_is_no_comparison(tmp_path, model_card):
     assert card.count("```\n") >= 2 * len(model_card.SAMPLES)
 
 
-def test_the_recipe_is_the_scripts_two_stages(model_card):
+def test_the_recipe_is_the_scripts_three_stages(model_card):
     """The card quotes the recipe script's commands whole: stage one continues its own run if it
-    died (--resume auto), stage two resumes it with the longer schedule."""
-    first, second = model_card.recipe_commands().split("\ncharrnn train")
+    died (--resume auto), stages two and three resume it with longer schedules."""
+    first, second, third = model_card.recipe_commands().split("\ncharrnn train")
     assert first.startswith("charrnn train corpora/shakespeare.txt")
     assert "--resume auto" in first and "--seed 1337" in first and first.endswith('"$@"')
     assert "--force" not in first  # a rerun never throws a run away
     assert second.startswith(" --resume runs/shakespeare-default --max-steps")
+    assert third.startswith(" --resume runs/shakespeare-default --max-steps") and "--ema" in third
+    assert third.endswith('"$@"')
