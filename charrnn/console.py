@@ -179,10 +179,14 @@ class TrainDisplay:
 
     def _start(self, event: TrainStart) -> None:
         resumed = f", resuming at step {event.start_step}" if event.start_step else ""
+        averaged = ""
+        if event.ema_decay:
+            averaged = f"; val loss and best.pt: the weights' average (--ema {event.ema_decay})"
         self.console.print(
             f"training on [bold]{event.device}[/] ({event.precision}): "
             f"{event.num_parameters:,} parameters, vocabulary {event.vocab_size}, "
-            f"{event.train_chars:,} train / {event.val_chars:,} validation chars{resumed}",
+            f"{event.train_chars:,} train / {event.val_chars:,} validation chars{resumed}"
+            f"{averaged}",
             soft_wrap=True,
         )
         self.frame.start, self.frame.started_at = event, time.monotonic()

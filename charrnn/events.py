@@ -21,6 +21,7 @@ class TrainStart:
     start_step: int
     max_steps: int
     out_dir: Path
+    ema_decay: float = 0.0  # --ema: evaluations score a moving average of the weights
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ class RunProgress:
             start_step=self.step,
             max_steps=self.config.max_steps,
             out_dir=self.out_dir,
+            ema_decay=self.config.ema_decay,
         )
 
     def step_report(self, lr: float) -> StepReport:

@@ -173,12 +173,16 @@ def test_the_cli_trains_with_ema_and_resume_may_turn_it_off(tmp_path, tiny_corpu
     result = cli("train", tiny_corpus, "--out", out, *tiny, *steps, "--max-steps", "5",
                     "--ema", "0.99")  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert "validation chars; val loss and best.pt: the weights' average (--ema 0.99)" in (
+        result.stderr
+    )
     saved = load_checkpoint(out / "last.pt")
     assert saved.train_config.ema_decay == 0.99
     assert saved.training_state["average"]["updates"] == 5
 
     result = cli("train", "--resume", out, "--max-steps", "10", "--ema", "0")
     assert result.exit_code == 0, result.output
+    assert "resuming at step 5\n" in result.stderr and "--ema" not in result.stderr
     resumed = load_checkpoint(out / "last.pt")
     assert resumed.train_config.ema_decay == 0.0
     assert "average" not in resumed.training_state
