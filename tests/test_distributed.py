@@ -72,6 +72,8 @@ def assert_close_runs(a: Path, b: Path) -> None:
     )
     carried = [s.training_state["carried_state"] for s in (first, second)]
     torch.testing.assert_close(carried[0], carried[1], rtol=1e-4, atol=1e-5)
+    averages = [s.training_state.get("average") for s in (first, second)]  # under --ema
+    torch.testing.assert_close(averages[0], averages[1], rtol=1e-4, atol=1e-5)
 
 
 def free_port() -> int:
@@ -86,7 +88,7 @@ def free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("processes", [1, 2])
 def test_torchrun_processes_train_the_weights_one_process_would(tmp_path, tiny_corpus, processes):
-    steps = ["--max-steps", "6", "--eval-every", "3"]
+    steps = ["--max-steps", "6", "--eval-every", "3", "--ema", "0.9"]
     single = cli("train", tiny_corpus, "--out", tmp_path / "one", *steps, *TINY)
     assert single.exit_code == 0, single.output
 
@@ -99,6 +101,11 @@ def test_torchrun_processes_train_the_weights_one_process_would(tmp_path, tiny_c
     stderr = finish(job)
 
     assert_close_runs(tmp_path / "one", tmp_path / "ddp")
+    # The ranks validate the average (--ema) together: the same val losses, the same best.pt.
+    best = [load_checkpoint(tmp_path / run / "best.pt") for run in ("one", "ddp")]
+    assert best[0].info["val_loss"] == pytest.approx(best[1].info["val_loss"], rel=1e-5)
+    torch.testing.assert_close(best[0].model.state_dict(), best[1].model.state_dict())
+    assert load_checkpoint(tmp_path / "ddp" / "last.pt").training_state["average"]["updates"] == 6
     # Rank 0 alone reports: one start line, one summary.
     assert stderr.count("training on cpu") == 1 and stderr.count("done at step 6") == 1
 
