@@ -108,6 +108,13 @@ def _minutes(info: dict[str, Any]) -> str:
     return f"{info['elapsed_s'] / 60:.0f} minutes"
 
 
+def _averaged(train: Any) -> str:
+    """How the weights were kept: their moving average (--ema) is what was evaluated and kept."""
+    if not train.ema_decay:
+        return ""
+    return f"; the weights kept are their moving average (`--ema {train.ema_decay}`)"
+
+
 def facts(loaded: Checkpoint, path: Path, corpus: Path, hardware: str, loss: float) -> str:
     info, model, train = loaded.info, loaded.model_config, loaded.train_config
     best = info["best_val_loss"]
@@ -118,7 +125,7 @@ def facts(loaded: Checkpoint, path: Path, corpus: Path, hardware: str, loss: flo
 | model | {model.describe()} |
 | parameters | {loaded.model.num_parameters():,} |
 | vocabulary | {len(loaded.vocab)} characters |
-| training | {info["step"]:,} steps of {train.batch_size} x {train.seq_len} characters ({train.windows} windows), {_minutes(info)} on {info["device"]} ({info["precision"]}), {hardware} |
+| training | {info["step"]:,} steps of {train.batch_size} x {train.seq_len} characters ({train.windows} windows), {_minutes(info)} on {info["device"]} ({info["precision"]}), {hardware}{_averaged(train)} |
 | held-out loss | **{_nats(loss)} per character**: `charrnn score --whole` on the held-out tail |
 | best val loss in training | {_nats(best)} per character at step {info["step"]:,} (64 streams, each starting cold) |
 | file | {path.stat().st_size / 1e6:.1f} MB: weights stored in float16 (converted to float32 on load), no optimizer state |

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,9 @@ def test_the_card_is_made_from_the_checkpoints(tmp_path, model_card):
         loaded = load_checkpoint(path)
         loaded.info.update(best_val_loss=2.5, elapsed_s=600.0, corpus_chars=len(TINY_TEXT),
                            corpus_sha256="ab" * 32, device="cpu", precision="fp32")  # fmt: skip
-        save_checkpoint(path, loaded.model, loaded.vocab, loaded.train_config, loaded.info)
+        # This model was trained with --ema, the previous one without.
+        config = replace(loaded.train_config, ema_decay=0.999 if path == this else 0.0)
+        save_checkpoint(path, loaded.model, loaded.vocab, config, loaded.info)
     results = tmp_path / "finetune.json"
     results.write_text(json.dumps(_finetune_results(1.2345)), encoding="utf-8")
     metrics = tmp_path / "metrics.jsonl"
@@ -87,6 +90,7 @@ def test_the_card_is_made_from_the_checkpoints(tmp_path, model_card):
         nats = -scored.logprob / scored.chars
         assert f"{nats:.4f} nats ({nats / math.log(2):.4f} bits)" in card
     assert "GRU, 2 layers x 16 hidden" in card and "LSTM, 2 layers x 16 hidden" in card
+    assert card.count("the weights kept are their moving average (`--ema 0.999`)") == 1
     assert "60 s: 1.2345 (1.2245-1.2545), 3 runs; 180 s: 1.2345" in card  # fine-tuned rows only
     # The curve: each evaluation, none for a step without one.
     assert "| 400 | 16 | 0.004 | 1.5000 | 1.5495 |\n| 800 | 28 | 0.0036 | 1.4100 | 1.4827 |" in card
