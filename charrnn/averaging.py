@@ -20,15 +20,12 @@ from .model import CharRNN
 class WeightAverage:
     """The average of a model's weights: `model` is a CharRNN holding it, to evaluate and save."""
 
-    def __init__(self, live: CharRNN, decay: float, saved: dict[str, Any] | None = None) -> None:
+    def __init__(self, live: CharRNN, decay: float) -> None:
         self.decay = decay
         self.model = copy.deepcopy(live)
         self.model.requires_grad_(False)
         self.model.eval()
         self.updates = 0  # steps averaged since the average began (it warms up over them)
-        if saved is not None:
-            self.model.load_state_dict(saved["weights"])
-            self.updates = int(saved["updates"])
 
     def step_decay(self) -> float:
         """This update's decay: a young average would otherwise be mostly the weights it began
@@ -48,10 +45,13 @@ class WeightAverage:
         weights = {name: value.detach().cpu() for name, value in self.model.state_dict().items()}
         return {"weights": weights, "updates": self.updates}
 
+    def load_state(self, saved: dict[str, Any]) -> None:
+        """Continue the average `state` saved (last.pt's, checked by resume_schema)."""
+        self.model.load_state_dict(saved["weights"])
+        self.updates = int(saved["updates"])
 
-def weight_average(
-    live: CharRNN, decay: float, saved: dict[str, Any] | None = None
-) -> WeightAverage | None:
-    """The run's average of its weights when --ema is on (continued from last.pt's `saved`
-    if it has one; a run that turns --ema on at --resume starts it from its current weights)."""
-    return WeightAverage(live, decay, saved) if decay > 0 else None
+
+def weight_average(live: CharRNN, decay: float) -> WeightAverage | None:
+    """The run's average of its weights when --ema is on; it starts from `live` (a run that
+    turns --ema on at --resume starts it from its current weights)."""
+    return WeightAverage(live, decay) if decay > 0 else None

@@ -81,6 +81,8 @@ class RunState:
         self.evals_since_best = int(saved.get("evals_since_best", 0))
         self.prior_elapsed = float(saved.get("elapsed_s", 0.0))
         self.start_progress = float(saved.get("schedule_progress", 0.0))
+        if self.average is not None and "average" in saved:  # --ema may come on at --resume
+            self.average.load_state(saved["average"])
 
     def _check_carried_state(self, saved: list[torch.Tensor] | None, path: Path | None) -> None:
         # The checkpoint schema checked its shape but the number of streams, which depends on the

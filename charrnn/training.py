@@ -92,8 +92,6 @@ class _Run(RunProgress, RunState):
                 # Saved by an older charrnn, whose time limit counted the whole run's time.
                 saved_config = resume.train_config or config
                 self.start_progress = schedule_progress(saved_config, self.step, self.prior_elapsed)
-        saved_average = resume.training_state.get("average") if resume is not None else None
-        self.average = weight_average(self.model, config.ema_decay, saved_average)
         self.last_eval_step = self.step if resume else -1
         self.stop_reason: str | None = None  # set as the run ends
         self.session_start_step = self.step
@@ -122,6 +120,7 @@ class _Run(RunProgress, RunState):
             self.model.load_state_dict(init_from.weights)
         self.model.train()
         self.optimizer = make_optimizer(self.model, self.config, self.device)
+        self.average = weight_average(self.model, self.config.ema_decay)
         self.step_fn = torch.compile(self.model) if self.config.compile else self.model
 
     def distribute(self, saved: dict[str, Any] | None) -> None:
